@@ -1,0 +1,1 @@
+"""Cryptographic building blocks: key types, material, formats, KDFs, post-quantum."""

@@ -1,0 +1,178 @@
+"""Safe file-system primitives: atomic writes, an advisory lock, permission checks.
+
+Every change ekm makes to its home goes through :func:`atomic_write`: a temporary file in the
+same directory, fsync, rename over the target, fsync of the directory. A crash at any point
+leaves the old or the new file, never a torn one. Files are 0600 and directories 0700, and
+:func:`check_private` refuses (like ssh) anything group or others can read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ekm.errors import LockBusyError, StorageError, UnsafePermissionsError
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents we own) with mode 0700; tighten an existing one we own."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    st = path.stat()
+    if stat.S_IMODE(st.st_mode) != DIR_MODE and st.st_uid == os.geteuid():
+        os.chmod(path, DIR_MODE)
+
+
+def check_private(path: Path, *, is_dir: bool | None = None) -> None:
+    """Refuse a file or directory that group/others can access or that another user owns."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePermissionsError(f"{path} is a symbolic link; ekm refuses to follow it")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        want = "0700" if stat.S_ISDIR(st.st_mode) else "0600"
+        raise UnsafePermissionsError(
+            f"{path} has mode {mode:04o}; group or others can access it "
+            f"(run: chmod {want} {path})"
+        )
+    if st.st_uid != os.geteuid():
+        raise UnsafePermissionsError(
+            f"{path} is owned by uid {st.st_uid}, not by the user running ekm ({os.geteuid()})"
+        )
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename inside it is durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
+    """Replace ``path`` with ``data`` atomically and durably.
+
+    On any failure (ENOSPC, EIO, ...) the temporary file is removed, the old file is left
+    untouched, and a StorageError says what happened.
+    """
+    directory = path.parent
+    tmp = directory / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(directory)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+        raise StorageError(
+            f"could not write {path}: {reason}; the previous version was kept"
+        ) from None
+
+
+def read_private(path: Path, *, limit: int = 64 * 1024 * 1024) -> bytes:
+    """Read a file ekm owns after checking its permissions; refuse absurd sizes (hostile)."""
+    check_private(path)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise StorageError(f"{path} is larger than {limit} bytes; refusing to read it")
+    return data
+
+
+class FileLock:
+    """An exclusive advisory lock (flock) on ``path``; one writer at a time per home.
+
+    Waits up to ``timeout`` seconds, then raises LockBusyError naming the holder's pid.
+    """
+
+    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._fd: int | None = None
+        self._depth = 0
+
+    def acquire(self) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            self._depth += 1
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _read_pid(fd)
+                    os.close(fd)
+                    raise LockBusyError(
+                        f"another ekm process{holder} holds {self.path}; "
+                        f"gave up after {self.timeout:g}s (try again when it has finished)"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        self._depth = 1
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        self._depth -= 1
+        if self._depth:
+            return
+        import fcntl
+
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_pid(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode().strip()
+    except OSError:
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Run a block with umask 077 so nothing it creates is group/world readable."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
