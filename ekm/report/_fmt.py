@@ -1,0 +1,59 @@
+"""Text shared by every rendering, so HTML, PDF and Markdown say the same thing the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from ekm.report.model import SEVERITIES, ReportData, RuleSetSummary
+from ekm.timeutil import iso
+
+TITLE = "ekm security report"
+DASH = "-"
+
+
+def when(value: datetime | None) -> str:
+    """ISO 8601 UTC, or a dash for 'never / not scheduled'."""
+    return iso(value) if value is not None else DASH
+
+
+def opt(value: object) -> str:
+    return DASH if value is None else str(value)
+
+
+def days(value: float | None) -> str:
+    return DASH if value is None else f"{value:g}d" if value == int(value) else f"{value:.1f}d"
+
+
+def period(data: ReportData) -> str:
+    return f"{iso(data.period_start)} to {iso(data.period_end)} (UTC)"
+
+
+def severities(counts: Mapping[str, int]) -> str:
+    """'2 critical, 1 high' in severity order; 'none' when every count is zero."""
+    parts = [f"{counts[s]} {s}" for s in SEVERITIES if counts.get(s)]
+    parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in SEVERITIES and n]
+    return ", ".join(parts) or "none"
+
+
+def ruleset_status(c: RuleSetSummary) -> str:
+    """'pass' or 'N findings (…)', with rules passed of evaluated."""
+    head = (
+        "pass"
+        if c.findings == 0
+        else f"{c.findings} findings ({severities(c.findings_by_severity)})"
+    )
+    return f"{head}; {c.passed}/{c.evaluated} rules passed"
+
+
+def chain(data: ReportData) -> str:
+    log = data.audit_log
+    if log.chain_ok:
+        return f"intact ({log.records} records)"
+    where = f" at {log.first_bad}" if log.first_bad else ""
+    return f"BROKEN{where} ({log.records} records); run `ekm audit --verify-log`"
+
+
+def since(data: ReportData) -> str:
+    c = data.changes
+    return f"since the previous report of {iso(c.since)}" if c.since else "no previous report"
