@@ -132,3 +132,13 @@ def calendar(keys: Sequence[KeyRow], start: datetime, days: int = 90) -> Calenda
             if len(names[i]) < 3:
                 names[i].append(k.name)
     return Calendar(first, overdue, per_day, names)
+
+
+def heat_colour(n: int) -> str:
+    """Calendar cell colour for ``n`` rotations due that day.
+
+    Fixed thresholds (not relative to the peak) so the legend means the same in every report.
+    """
+    if n == 0:
+        return "#eeeeee"
+    return ("#ffe082", "#ffb300", "#f57c00", "#f57c00", "#d84315")[min(n, 5) - 1]

@@ -175,7 +175,7 @@ def findings_chart(compliance: Sequence[RuleSetSummary]) -> str:
                 w = n / peak * bar_w
                 body.append(_rect(x, y + 3, w, row - 6, cd.SEVERITY_COLOURS[s], f"{n} {s}"))
                 x += w
-        status = f"{c.findings} findings" if c.findings else "pass"
+        status = f"{c.findings} finding{'s' * (c.findings != 1)}" if c.findings else "pass"
         body.append(_text(x + 4, y + 14, f"{status} ({c.passed}/{c.evaluated} rules passed)"))
         y += row
     if not compliance:
@@ -184,13 +184,6 @@ def findings_chart(compliance: Sequence[RuleSetSummary]) -> str:
     y += 18
     body.extend(_legend(y, [(s, cd.SEVERITY_COLOURS[s]) for s in SEVERITIES]))
     return _svg(y + 8, "Findings by severity per rule set", body, "findings")
-
-
-def _heat(n: int) -> str:
-    """Fixed thresholds (not relative to the peak) so the legend means the same in every report."""
-    if n == 0:
-        return "#eeeeee"
-    return ("#ffe082", "#ffb300", "#f57c00", "#f57c00", "#d84315")[min(n, 5) - 1]
 
 
 def calendar_strip(keys: Sequence[KeyRow], start: datetime, days: int = 90) -> str:
@@ -209,8 +202,8 @@ def calendar_strip(keys: Sequence[KeyRow], start: datetime, days: int = 90) -> s
         day = date.fromordinal(cal.start.toordinal() + i)
         who = ", ".join(cal.names[i]) + (" …" if n > len(cal.names[i]) else "")
         tip = _t(f"{day.isoformat()}: {n} due" + (f" ({who})" if n else ""), 200)
-        body.append(_rect(left + i * cell_w, top, cell_w - 1, cell_h, _heat(n), tip))
-        if i == 0 or day.day == 1:
+        body.append(_rect(left + i * cell_w, top, cell_w - 1, cell_h, cd.heat_colour(n), tip))
+        if i == 0 or (day.day == 1 and i >= 6):
             x = left + i * cell_w
             body.append(
                 f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{top + cell_h + 4}" '
@@ -218,7 +211,12 @@ def calendar_strip(keys: Sequence[KeyRow], start: datetime, days: int = 90) -> s
             )
             body.append(_text(x + 2, top + cell_h + 16, day.strftime("%d %b")))
     legend_y = top + cell_h + 36
-    heat = [("1", _heat(1)), ("2", _heat(2)), ("3-4", _heat(3)), ("5+ due per day", _heat(5))]
+    heat = [
+        ("1", cd.heat_colour(1)),
+        ("2", cd.heat_colour(2)),
+        ("3-4", cd.heat_colour(3)),
+        ("5+ due per day", cd.heat_colour(5)),
+    ]
     body.extend(_legend(legend_y, heat))
     total = sum(cal.per_day)
     body.append(_text(WIDTH - 4, legend_y, f"{total} due in {days} days", anchor="end"))
