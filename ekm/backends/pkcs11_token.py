@@ -351,7 +351,14 @@ def _load_library(path: str) -> Any:
     try:
         return pkcs11.lib(str(p.resolve()))
     except pkcs11.PKCS11Error as exc:
-        detail = str(exc).rsplit(": ", 1)[-1] if str(exc) else type(exc).__name__
+        # "OS exception while loading /p: /p: reason": keep the loader's reason only.
+        parts = [
+            part
+            for part in str(exc).split(": ")
+            if not (part.startswith("/") and " " not in part)
+            and not part.startswith("OS exception while loading")
+        ]
+        detail = ": ".join(parts) or type(exc).__name__
         raise BackendError(
             f"{path} is not a usable PKCS#11 module ({detail}); fix [hsm] library_path"
         ) from None
