@@ -1,0 +1,267 @@
+"""The compliance engine: rule sets over an inventory -> an :class:`AuditResult`.
+
+Evaluation is linear in keys x matching rules: rules are indexed by key type once per run, so a
+key only meets the rules whose match selects its type. Time is a parameter (``as_of``); a rule's
+``valid_from`` / ``valid_until`` decide whether it is in force, which is how the 2030 and 2035
+transitions arrive without a code change.
+
+Every (rule, key) pair yields pass, fail or unknown. Unknown (a fact not collected) is kept and
+reported, never folded into pass, and the result always says how many keys and rules were
+evaluated, so an empty inventory cannot pass silently.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ekm.compliance.checks import CHECKS, FAIL, PASS, UNKNOWN, Context
+from ekm.compliance.inventory import Inventory, KeyRecord, VersionRecord
+from ekm.compliance.ruleset import (
+    OPERATIONS,
+    SEVERITIES,
+    SEVERITY_RANK,
+    Rule,
+    RuleSet,
+    RuleSetInfo,
+    parse_rule_set,
+    read_rule_file,
+    toml_loads,
+)
+from ekm.crypto.keytypes import KeyState, KeyType
+from ekm.errors import InvalidError, UsageError
+
+__all__ = [
+    "SEVERITIES",
+    "AuditResult",
+    "CheckResult",
+    "evaluate",
+    "list_rule_sets",
+    "load_custom_rules",
+    "load_rule_sets",
+    "strength_table",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One verdict: a rule applied to a key version (or to the deployment when key is None)."""
+
+    rule: Rule
+    key: str | None
+    version: int | None
+    status: str  # pass | fail | unknown
+    found: str
+    required: str
+
+    @property
+    def severity(self) -> str:
+        return self.rule.severity
+
+    @property
+    def message(self) -> str:
+        """One line: what was found against what is required, naming key and version."""
+        subject = "deployment" if self.key is None else f"key {self.key}"
+        if self.version is not None:
+            subject += f" v{self.version}"
+        verdict = {FAIL: "", UNKNOWN: "not evaluated: ", PASS: "ok: "}[self.status]
+        return f"{subject}: {verdict}{self.found} (required: {self.required})"
+
+
+@dataclass
+class AuditResult:
+    """Findings (fail), passed and unknown results, and what was evaluated."""
+
+    rule_sets: list[RuleSet]
+    as_of: datetime
+    home: str
+    keystore_file: str
+    config_file: str
+    findings: list[CheckResult] = field(default_factory=list)
+    passed: list[CheckResult] = field(default_factory=list)
+    unknown: list[CheckResult] = field(default_factory=list)
+    keys_evaluated: int = 0
+    rules_evaluated: int = 0
+    rules_not_in_force: int = 0
+
+    def at_or_above(self, severity: str) -> list[CheckResult]:
+        """Findings whose severity is at least ``severity`` (what ``--fail-on`` tests)."""
+        if severity not in SEVERITY_RANK:
+            raise UsageError(f"unknown severity {severity!r}; expected one of: "
+                             + ", ".join(SEVERITIES))  # fmt: skip
+        floor = SEVERITY_RANK[severity]
+        return [f for f in self.findings if f.rule.rank >= floor]
+
+    def summary(self) -> dict[str, int]:
+        """Finding counts per severity, every severity present (zeros included)."""
+        counts = dict.fromkeys(reversed(SEVERITIES), 0)
+        for f in self.findings:
+            counts[f.rule.severity] += 1
+        return counts
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [r for rs in self.rule_sets for r in rs.rules]
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def _rules_dir():  # -> importlib.resources.abc.Traversable
+    from importlib.resources import files
+
+    return files("ekm.compliance") / "rules"
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_texts() -> dict[str, str]:
+    out = {}
+    for entry in _rules_dir().iterdir():
+        if entry.name.endswith(".toml"):
+            out[entry.name[: -len(".toml")]] = entry.read_text(encoding="utf-8")
+    return dict(sorted(out.items()))
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin(set_id: str) -> RuleSet:
+    rs = parse_rule_set(_builtin_texts()[set_id], f"ekm/compliance/rules/{set_id}.toml")
+    if rs.id != set_id:
+        raise InvalidError(f"ekm/compliance/rules/{set_id}.toml: field 'id': is {rs.id!r}; "
+                           "the id must match the file name")  # fmt: skip
+    return rs
+
+
+def list_rule_sets() -> list[RuleSetInfo]:
+    """The built-in rule sets (id, title, version, sources), sorted by id."""
+    return [
+        RuleSetInfo(rs.id, rs.title, rs.version, rs.sources, len(rs.rules))
+        for rs in (_builtin(i) for i in _builtin_texts())
+    ]
+
+
+def load_rule_sets(ids: list[str] | str) -> list[RuleSet]:
+    """Built-in rule sets by id; ``"all"`` (or a comma list) accepted; unknown id: UsageError."""
+    known = list(_builtin_texts())
+    if isinstance(ids, str):
+        ids = known if ids.strip() == "all" else [i.strip() for i in ids.split(",")]
+    wanted = [i for i in ids if i]
+    if "all" in wanted:
+        wanted = known
+    if not wanted:
+        raise UsageError("no rule set named; pass --compliance ID or all, valid ids: "
+                         + ", ".join(known))  # fmt: skip
+    for i in wanted:
+        if i not in known:
+            raise UsageError(f"unknown rule set {i!r}; valid ids: {', '.join(known)} or all")
+    return [_builtin(i) for i in dict.fromkeys(wanted)]
+
+
+def load_custom_rules(path: str | Path) -> RuleSet:
+    """An organisation's rule file; InvalidError names the file, the rule id and the field."""
+    return read_rule_file(path)
+
+
+@functools.lru_cache(maxsize=1)
+def strength_table() -> dict[str, dict[str, Any]]:
+    """Per key type: strength, bits, curve (ekm/compliance/data/strength.toml)."""
+    from importlib.resources import files
+
+    text = (files("ekm.compliance") / "data" / "strength.toml").read_text(encoding="utf-8")
+    types = toml_loads(text).get("types", {})
+    missing = [t.value for t in KeyType if t.value not in types]
+    if missing:
+        raise InvalidError(f"ekm/compliance/data/strength.toml: type {missing[0]!r} has no "
+                           "strength entry; reinstall ekm")  # fmt: skip
+    return types
+
+
+# --- evaluation ----------------------------------------------------------------------------
+
+
+def _representative(key: KeyRecord, states: frozenset[KeyState]) -> VersionRecord | None:
+    """The version a key-level rule speaks about: the primary if relevant, else the newest."""
+    best = None
+    for v in key.versions:
+        if v.state in states:
+            if v.state is KeyState.PRIMARY:
+                return v
+            if best is None or v.version > best.version:
+                best = v
+    return best
+
+
+def _fingerprint_owners(inv: Inventory) -> dict[str, frozenset[str]]:
+    owners: dict[str, set[str]] = defaultdict(set)
+    for k in inv.keys:
+        for v in k.versions:
+            if v.fingerprint and v.material_present:
+                owners[v.fingerprint].add(k.name)
+    return {fp: frozenset(names) for fp, names in owners.items() if len(names) > 1}
+
+
+def evaluate(
+    inventory: Inventory, rule_sets: list[RuleSet], *, as_of: datetime | None = None
+) -> AuditResult:
+    """Apply every in-force rule of ``rule_sets`` to ``inventory`` at ``as_of``.
+
+    ``as_of`` defaults to the inventory's own instant; passing a future date previews the
+    transitions (2031: 112-bit for applying protection; 2035: RSA/ECC) with the same data.
+    """
+    when = as_of or inventory.as_of
+    if when.tzinfo is None:
+        raise UsageError("as_of must be timezone-aware UTC; pass e.g. 2031-01-01T00:00:00Z")
+    result = AuditResult(
+        rule_sets=list(rule_sets),
+        as_of=when,
+        home=inventory.home,
+        keystore_file=inventory.keystore_file,
+        config_file=inventory.config_file,
+        keys_evaluated=len(inventory.keys),
+    )
+    rules = [r for rs in rule_sets for r in rs.rules]
+    in_force = [r for r in rules if r.in_force(when)]
+    result.rules_evaluated = len(in_force)
+    result.rules_not_in_force = len(rules) - len(in_force)
+    by_type: dict[KeyType, list[Rule]] = defaultdict(list)
+    for r in in_force:
+        if r.scope == "key":
+            for t in r.types:
+                by_type[t].append(r)
+    ctx = Context(when, strength_table(), _fingerprint_owners(inventory), inventory.deployment)
+    sink = {FAIL: result.findings, PASS: result.passed, UNKNOWN: result.unknown}
+
+    for r in in_force:
+        if r.scope == "deployment":
+            for name, param in r.checks:
+                o = CHECKS[name].fn(param, inventory.deployment, ctx)
+                if o is not None:
+                    sink[o.status].append(CheckResult(r, None, None, o.status, o.found, o.required))
+
+    for key in inventory.keys:
+        reps: dict[str, VersionRecord | None] = {}
+        for r in by_type.get(key.type, ()):
+            if r.usages is not None and key.usage not in r.usages:
+                continue
+            if r.operation not in reps:
+                reps[r.operation] = _representative(key, OPERATIONS[r.operation])
+            rep = reps[r.operation]
+            for name, param in r.checks:
+                check = CHECKS[name]
+                if check.level == "key":
+                    if rep is None:
+                        continue
+                    o = check.fn(param, key, rep, ctx)
+                    outcomes = () if o is None else (o,)
+                else:
+                    outcomes = check.fn(param, key, ctx, OPERATIONS[r.operation])
+                for o in outcomes:
+                    ver = o.version if o.version is not None or rep is None else rep.version
+                    sink[o.status].append(
+                        CheckResult(r, key.name, ver, o.status, o.found, o.required)
+                    )
+    result.findings.sort(key=lambda f: (-f.rule.rank, f.rule.rule_set, f.rule.id, f.key or ""))
+    return result
