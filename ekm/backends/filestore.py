@@ -1,0 +1,85 @@
+"""The embedded file backend: one JSON document per key under ``$EKM_HOME/keys``.
+
+Directory 0700, files 0600, every write atomic (temp file, fsync, rename, fsync dir), one
+writer at a time through ``$EKM_HOME/.lock``. Files that group or others can read, symlinks,
+oversized or non-regular files are refused: a keystore file is treated as hostile input.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ekm.errors import StorageError
+from ekm.fsutil import FileLock, atomic_write, check_private, ensure_private_dir, read_private
+
+MAX_DOC_BYTES = 16 * 1024 * 1024
+SUFFIX = ".json"
+
+
+class FileDocumentStore:
+    """Documents as files ``<dir>/<name>.json``."""
+
+    kind = "file"
+
+    def __init__(self, directory: Path, lock_path: Path, lock_timeout: float = 30.0) -> None:
+        self.directory = directory
+        self._lock = FileLock(lock_path, timeout=lock_timeout)
+
+    def describe(self) -> str:
+        return str(self.directory)
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{name}{SUFFIX}"
+
+    def names(self) -> list[str]:
+        try:
+            entries = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        check_private(self.directory)
+        return sorted(e[: -len(SUFFIX)] for e in entries
+                      if e.endswith(SUFFIX) and not e.startswith("."))
+
+    def unexpected_files(self) -> list[str]:
+        """Entries that are not key documents (for audits and the monitor)."""
+        try:
+            entries = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        return sorted(e for e in entries if not e.endswith(SUFFIX) or e.startswith("."))
+
+    def read(self, name: str) -> tuple[bytes, Any] | None:
+        path = self.path(name)
+        try:
+            data = read_private(path, limit=MAX_DOC_BYTES)
+        except FileNotFoundError:
+            return None
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror}") from None
+        return data, None
+
+    def write(self, name: str, data: bytes, token: Any) -> Any:
+        ensure_private_dir(self.directory)
+        atomic_write(self.path(name), data)
+        return None
+
+    def delete(self, name: str, token: Any) -> None:
+        path = self.path(name)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot remove {path}: {exc.strerror}") from None
+
+    def lock(self) -> FileLock:
+        return self._lock
+
+    def check_permissions(self) -> None:
+        check_private(self.directory)
+        for name in self.names():
+            check_private(self.path(name))

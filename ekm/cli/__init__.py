@@ -1,0 +1,1 @@
+"""The ``ekm`` command (typer + rich). Only this package imports typer or rich."""

@@ -1,0 +1,60 @@
+"""The typer application and its global options.
+
+Each command lives in its own module under ``ekm.cli.commands`` and registers itself on
+``app`` when imported; ``COMMAND_MODULES`` is the list ``main`` imports, in help order.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ekm import __version__
+from ekm.cli.context import Context
+
+app = typer.Typer(
+    name="ekm",
+    help="Generate, store, rotate, audit and monitor cryptographic keys.\n\n"
+    "Exit codes: 0 ok, 1 findings or due work, 2 usage error, 3 not found or invalid, "
+    "4 refused for safety (integrity, permissions, audit log), 5 backend unreachable.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    rich_markup_mode=None,
+)
+
+COMMAND_MODULES = [
+    "deploy",
+    "generate",
+    "status",
+    "keys",
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ekm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    home: Optional[str] = typer.Option(  # noqa: UP007 (typer needs Optional on 3.10)
+        None, "--home", envvar="EKM_HOME", metavar="DIR",
+        help="Deployment home (default ~/.local/share/ekm, /var/lib/ekm as root).",
+    ),
+    config: Optional[str] = typer.Option(  # noqa: UP007
+        None, "--config", envvar="EKM_CONFIG", metavar="FILE",
+        help="Config file (default $EKM_HOME/ekm.toml).",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    debug: bool = typer.Option(False, "--debug", help="Tracebacks and debug logging (never secrets)."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Global options."""
+    ctx.obj = Context(home=home, config=config, json=json_output, debug=debug)

@@ -1,0 +1,193 @@
+"""The keystore: key metadata and encrypted material over a DocumentStore.
+
+Document format (JSON, one per key)::
+
+    {"format": 1, "meta": {Key.to_dict()}, "material": {"<version>": "<b64 nonce||ct||tag>"},
+     "mac": "<hex HMAC-SHA256>"}
+
+* material is AES-256-GCM under a key derived from the root key, with the key's name, version
+  and type as associated data, so a blob cannot be moved to another key or version;
+* ``mac`` authenticates ``format``, ``meta`` and ``material`` (HMAC under another derived key);
+  it is checked whenever the master key is unlocked, so editing metadata by hand is detected;
+* metadata is readable without the master key, so ``ekm rotate --check`` needs no secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+from typing import Any
+
+from ekm.backends.base import DocumentStore
+from ekm.crypto.keytypes import KeyType
+from ekm.errors import IntegrityError, InvalidError, NotFoundError
+from ekm.masterkey import RootKey
+from ekm.model import Key
+
+FORMAT = 1
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def material_aad(name: str, version: int, key_type: KeyType) -> bytes:
+    return f"ekm/v1/material|{name}|{version}|{key_type.value}".encode()
+
+
+class Keystore:
+    """Loads and saves keys; wraps material and checks MACs when the root key is present."""
+
+    def __init__(self, store: DocumentStore, root: RootKey | None = None) -> None:
+        self.store = store
+        self.root = root
+        self._docs: dict[str, tuple[dict[str, Any], Any]] = {}
+        self._mac_key = root.derive("metadata-mac") if root else None
+        self._wrap_key = root.derive("material-wrap") if root else None
+
+    @property
+    def unlocked(self) -> bool:
+        return self.root is not None
+
+    # -- reading ----------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        return self.store.names()
+
+    def exists(self, name: str) -> bool:
+        return name in self._docs or self.store.read(name) is not None
+
+    def _where(self, name: str) -> str:
+        path = getattr(self.store, "path", None)
+        return str(path(name)) if path else f"{self.store.describe()}/{name}"
+
+    def _doc(self, name: str, *, refresh: bool = False) -> tuple[dict[str, Any], Any]:
+        if not refresh and name in self._docs:
+            return self._docs[name]
+        got = self.store.read(name)
+        if got is None:
+            known = self.store.names()
+            hint = f" (known keys: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''})"
+            raise NotFoundError(f"no key named {name!r}{hint if known else ''}")
+        raw, token = got
+        where = self._where(name)
+        try:
+            doc = json.loads(raw)
+            if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+                raise ValueError
+            if not isinstance(doc.get("meta"), dict) or not isinstance(doc.get("material"), dict):
+                raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            raise IntegrityError(f"{where} is not a valid key document (tampered or truncated); "
+                                 "restore it from a backup") from None
+        if self._mac_key is not None:
+            want = self._mac(doc)
+            if not isinstance(doc.get("mac"), str) or not hmac.compare_digest(doc["mac"], want):
+                raise IntegrityError(f"{where} failed its integrity check (edited or tampered); "
+                                     "restore it from a backup")
+        if doc["meta"].get("name") != name:
+            raise IntegrityError(f"{where} holds key {str(doc['meta'].get('name'))[:64]!r}, not "
+                                 f"{name!r} (renamed or swapped file)")
+        self._docs[name] = (doc, token)
+        return doc, token
+
+    def _mac(self, doc: dict[str, Any]) -> str:
+        assert self._mac_key is not None
+        body = {"format": doc["format"], "meta": doc["meta"], "material": doc["material"]}
+        return hmac.new(self._mac_key, _canonical(body), hashlib.sha256).hexdigest()
+
+    def load(self, name: str, *, refresh: bool = False) -> Key:
+        doc, _ = self._doc(name, refresh=refresh)
+        try:
+            return Key.from_dict(doc["meta"])
+        except InvalidError as exc:
+            raise IntegrityError(f"{self._where(name)}: {exc} (tampered?)") from None
+
+    def load_all(self) -> list[Key]:
+        return [self.load(n) for n in self.names()]
+
+    def has_material(self, name: str, version: int) -> bool:
+        doc, _ = self._doc(name)
+        return str(version) in doc["material"]
+
+    def material(self, name: str, version: int) -> bytes:
+        """Decrypt one version's material (needs the master key)."""
+        if self._wrap_key is None:
+            raise IntegrityError("the master key is locked; cannot read key material")
+        doc, _ = self._doc(name)
+        key = Key.from_dict(doc["meta"])
+        kv = key.version(version)
+        blob = doc["material"].get(str(version))
+        if blob is None:
+            raise NotFoundError(f"key {name!r} version {version} has no material here "
+                                f"(state {kv.state.value}, backend {key.backend})")
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        try:
+            raw = base64.b64decode(blob, validate=True)
+            if len(raw) < 28:
+                raise ValueError
+            return AESGCM(self._wrap_key).decrypt(
+                raw[:12], raw[12:], material_aad(name, version, key.type_of(kv))
+            )
+        except (InvalidTag, ValueError, TypeError):
+            raise IntegrityError(f"{self._where(name)}: material of version {version} failed "
+                                 "authentication (tampered); restore it from a backup") from None
+
+    # -- writing ----------------------------------------------------------------------------
+    def save(self, key: Key, *, add_material: dict[int, bytes] | None = None,
+             drop_material: set[int] | frozenset[int] = frozenset(), create: bool = False) -> None:
+        """Write a key's metadata with material added or removed, atomically."""
+        if self._wrap_key is None:
+            raise IntegrityError("the master key is locked; cannot change the keystore")
+        if create:
+            if self.store.read(key.name) is not None:
+                from ekm.errors import KeyExistsError
+
+                raise KeyExistsError(f"key {key.name!r} already exists; use `ekm rotate "
+                                     f"{key.name}` to make a new version")
+            material: dict[str, str] = {}
+            token = None
+        else:
+            doc, token = self._doc(key.name)
+            material = dict(doc["material"])
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        aes = AESGCM(self._wrap_key)
+        for version, secret in (add_material or {}).items():
+            kv = key.version(version)
+            nonce = os.urandom(12)
+            ct = aes.encrypt(nonce, bytes(secret), material_aad(key.name, version, key.type_of(kv)))
+            material[str(version)] = base64.b64encode(nonce + ct).decode()
+        for version in drop_material:
+            material.pop(str(version), None)
+        doc = {"format": FORMAT, "meta": key.to_dict(), "material": material}
+        doc["mac"] = self._mac(doc)
+        new_token = self.store.write(key.name, _canonical(doc) + b"\n", token)
+        self._docs[key.name] = (doc, new_token)
+
+    def delete(self, name: str) -> None:
+        _, token = self._doc(name)
+        self.store.delete(name, token)
+        self._docs.pop(name, None)
+
+    def forget(self) -> None:
+        """Drop cached documents (after another process may have written)."""
+        self._docs.clear()
+
+    def verify_all(self) -> list[str]:
+        """Check every document's MAC and every version's material; return problems found."""
+        problems = []
+        self.forget()
+        for name in self.names():
+            try:
+                key = self.load(name)
+                for v in key.versions:
+                    if self.has_material(name, v.version):
+                        self.material(name, v.version)
+            except (IntegrityError, NotFoundError) as exc:
+                problems.append(str(exc))
+        return problems

@@ -1,0 +1,246 @@
+"""The master key: where the keystore's root key comes from.
+
+A random 256-bit *root key* protects the keystore; it is never written to disk in the clear.
+``master.json`` in the home holds the root key wrapped by one *source*:
+
+* ``file``: a random 256-bit key in ``master.key`` (0600) wraps it with AES-256-GCM;
+* ``passphrase``: Argon2id (RFC 9106, salt and parameters stored) derives the wrapping key;
+* ``pkcs11``: a non-extractable AES key in an HSM wraps it (CKM_AES_KEY_WRAP_PAD);
+* ``vault-transit``: Vault's Transit engine encrypts it (the auto-unseal pattern).
+
+The extra level means changing the passphrase or moving the master key into an HSM re-wraps
+32 bytes instead of re-encrypting every key. Everything else is derived from the root key with
+HKDF-SHA256 and a distinct label per purpose (material wrapping, metadata MAC, audit MAC).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ekm.errors import ConfigError, IntegrityError, InvalidError, NotFoundError
+from ekm.fsutil import atomic_write, read_private
+
+MASTER_META = "master.json"
+FORMAT = 1
+_ROOT_AAD = b"ekm/v1/root-key"
+_KEYFILE_MAGIC = b"EKM-MASTER-KEY-V1\n"
+
+
+def hkdf(root: bytes, label: str, length: int = 32) -> bytes:
+    """HKDF-SHA256 (RFC 5869) without salt; ``label`` (the info) separates purposes."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=label.encode()).derive(
+        root
+    )
+
+
+@dataclass
+class RootKey:
+    """The unwrapped root key and its derived subkeys; lives only in memory."""
+
+    key: bytearray
+
+    def derive(self, label: str) -> bytes:
+        return hkdf(bytes(self.key), f"ekm/v1/{label}")
+
+    @property
+    def key_id(self) -> str:
+        """A public fingerprint of the root key (names it in status; reveals nothing)."""
+        return self.derive("key-id")[:8].hex()
+
+    def wipe(self) -> None:
+        for i in range(len(self.key)):
+            self.key[i] = 0
+
+
+def _aead_wrap(kek: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = os.urandom(12)
+    return nonce + AESGCM(kek).encrypt(nonce, plaintext, aad)
+
+
+def _aead_unwrap(kek: bytes, blob: bytes, aad: bytes) -> bytes:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if len(blob) < 12 + 16:
+        raise InvalidTag
+    return AESGCM(kek).decrypt(blob[:12], blob[12:], aad)
+
+
+# ----------------------------------------------------------------------------------------
+# Sources
+# ----------------------------------------------------------------------------------------
+PassphraseProvider = Callable[[bool], str]  # argument: True when asking for a new passphrase
+
+
+@dataclass
+class MasterKeyOptions:
+    """What opening or creating the master key needs besides the home."""
+
+    source: str = "file"
+    key_file: str = "master.key"
+    passphrase: PassphraseProvider | None = None
+    argon2: tuple[int, int, int] = (65536, 3, 4)  # memory KiB, iterations, lanes
+    hsm: Any = None  # a Token-like object with wrap_with/unwrap_with, for source = pkcs11
+    hsm_key_label: str = "ekm-master"
+    vault: Any = None  # a VaultClient-like object with transit_encrypt/decrypt
+
+
+def _argon2_kek(passphrase: str, salt: bytes, memory: int, iterations: int, lanes: int) -> bytes:
+    from argon2.low_level import Type, hash_secret_raw
+
+    return hash_secret_raw(
+        passphrase.encode("utf-8"), salt, time_cost=iterations, memory_cost=memory,
+        parallelism=lanes, hash_len=32, type=Type.ID,
+    )  # fmt: skip
+
+
+def create(home: Path, opts: MasterKeyOptions) -> RootKey:
+    """Make a fresh root key, wrap it with the chosen source and write ``master.json``."""
+    root = bytearray(os.urandom(32))
+    meta: dict[str, Any] = {"format": FORMAT, "source": opts.source}
+    if opts.source == "file":
+        kek = os.urandom(32)
+        atomic_write(home / opts.key_file, _KEYFILE_MAGIC + base64.b64encode(kek) + b"\n")
+        meta["key_file"] = opts.key_file
+        meta["wrapped_root"] = _b64(_aead_wrap(kek, bytes(root), _ROOT_AAD))
+    elif opts.source == "passphrase":
+        if opts.passphrase is None:
+            raise ConfigError("the master key is passphrase-derived: set EKM_PASSPHRASE or run "
+                              "ekm on a terminal to be asked")
+        passphrase = opts.passphrase(True)
+        if len(passphrase) < 12:
+            raise InvalidError("the passphrase must have at least 12 characters")
+        salt = os.urandom(16)
+        memory, iterations, lanes = opts.argon2
+        kek = _argon2_kek(passphrase, salt, memory, iterations, lanes)
+        meta["kdf"] = {"name": "argon2id", "salt": _b64(salt), "memory_kib": memory,
+                       "iterations": iterations, "parallelism": lanes, "version": 19}
+        meta["wrapped_root"] = _b64(_aead_wrap(kek, bytes(root), _ROOT_AAD))
+    elif opts.source == "pkcs11":
+        token = _need(opts.hsm, "pkcs11", "[hsm]")
+        if not token.has_key(opts.hsm_key_label):
+            token.generate_master_key(opts.hsm_key_label)
+        meta["hsm_key_label"] = opts.hsm_key_label
+        meta["wrapped_root"] = _b64(token.wrap_with(opts.hsm_key_label, bytes(root)))
+    elif opts.source == "vault-transit":
+        client = _need(opts.vault, "vault-transit", "[vault]")
+        client.transit_ensure_key()
+        meta["wrapped_root"] = client.transit_encrypt(bytes(root), context=_ROOT_AAD)
+    else:
+        raise ConfigError(f"unknown master key source {opts.source!r}")
+    rk = RootKey(root)
+    meta["key_id"] = rk.key_id
+    atomic_write(home / MASTER_META, json.dumps(meta, indent=1).encode())
+    return rk
+
+
+def _need(obj: Any, source: str, section: str) -> Any:
+    if obj is None:
+        raise ConfigError(f"master key source {source} needs the {section} section in ekm.toml")
+    return obj
+
+
+def read_meta(home: Path) -> dict[str, Any]:
+    """Parse ``master.json`` (hostile input: every field is checked)."""
+    path = home / MASTER_META
+    if not path.exists():
+        raise NotFoundError(f"{path} is missing: this home has no master key (run `ekm deploy`)")
+    try:
+        meta = json.loads(read_private(path, limit=1024 * 1024))
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError
+        if not isinstance(meta.get("source"), str) or not isinstance(meta.get("wrapped_root"), str):
+            raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        raise IntegrityError(f"{path} is not a valid ekm master key record (tampered or "
+                             "truncated); restore it from a backup") from None
+    return meta
+
+
+def open_root(home: Path, opts: MasterKeyOptions) -> RootKey:
+    """Unwrap the root key with the source recorded in ``master.json``."""
+    meta = read_meta(home)
+    source = meta["source"]
+    wrapped = meta["wrapped_root"]
+    from cryptography.exceptions import InvalidTag
+
+    try:
+        if source == "file":
+            kek = _read_key_file(home / str(meta.get("key_file", opts.key_file)))
+            root = _aead_unwrap(kek, _unb64(wrapped), _ROOT_AAD)
+        elif source == "passphrase":
+            kdf = meta.get("kdf") or {}
+            try:
+                salt = _unb64(kdf["salt"])
+                params = (int(kdf["memory_kib"]), int(kdf["iterations"]), int(kdf["parallelism"]))
+                if not (8 <= params[0] <= 4 * 1024 * 1024 and 1 <= params[1] <= 64
+                        and 1 <= params[2] <= 64 and len(salt) >= 16):
+                    raise ValueError
+            except (KeyError, TypeError, ValueError):
+                raise IntegrityError(f"{home / MASTER_META}: Argon2id parameters are invalid "
+                                     "(tampered?)") from None
+            if opts.passphrase is None:
+                raise ConfigError("the master key is passphrase-derived: set EKM_PASSPHRASE or "
+                                  "run ekm on a terminal to be asked")
+            kek = _argon2_kek(opts.passphrase(False), salt, *params)
+            try:
+                root = _aead_unwrap(kek, _unb64(wrapped), _ROOT_AAD)
+            except InvalidTag:
+                raise IntegrityError("wrong passphrase: the master key could not be unlocked "
+                                     "(check EKM_PASSPHRASE)") from None
+        elif source == "pkcs11":
+            token = _need(opts.hsm, "pkcs11", "[hsm]")
+            root = token.unwrap_with(str(meta.get("hsm_key_label", opts.hsm_key_label)),
+                                     _unb64(wrapped))
+        elif source == "vault-transit":
+            client = _need(opts.vault, "vault-transit", "[vault]")
+            root = client.transit_decrypt(wrapped, context=_ROOT_AAD)
+        else:
+            raise IntegrityError(f"{home / MASTER_META}: unknown master key source {source!r}")
+    except InvalidTag:
+        raise IntegrityError(f"{home / MASTER_META}: the wrapped root key failed authentication "
+                             "(tampered, or the master key file does not belong to it)") from None
+    if len(root) != 32:
+        raise IntegrityError(f"{home / MASTER_META}: the root key has the wrong length")
+    rk = RootKey(bytearray(root))
+    if meta.get("key_id") not in (None, rk.key_id):
+        raise IntegrityError(f"{home / MASTER_META}: the root key does not match its key id")
+    return rk
+
+
+def _read_key_file(path: Path) -> bytes:
+    if not path.exists():
+        raise NotFoundError(f"{path} is missing: the master key file is needed to unlock the "
+                            "keystore (restore it from your backup)")
+    data = read_private(path, limit=4096)
+    if not data.startswith(_KEYFILE_MAGIC):
+        raise IntegrityError(f"{path} is not an ekm master key file (tampered or truncated)")
+    try:
+        kek = base64.b64decode(data[len(_KEYFILE_MAGIC):].strip(), validate=True)
+    except ValueError:
+        kek = b""
+    if len(kek) != 32:
+        raise IntegrityError(f"{path} is not an ekm master key file (tampered or truncated)")
+    return kek
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError):
+        raise IntegrityError("a stored base64 value is malformed (tampered?)") from None
