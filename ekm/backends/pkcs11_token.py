@@ -348,8 +348,13 @@ def _load_library(path: str) -> Any:
         raise BackendError(f"PKCS#11 module {path} is not a file; fix [hsm] library_path")
     import pkcs11
 
+    # python-pkcs11 caches modules by the path string and a module initialises once per
+    # process: reuse whatever spelling of this file (symlink or not) was loaded first.
+    real = os.path.realpath(path)
+    loaded = getattr(pkcs11, "_loaded", {})
+    name = next((so for so in loaded if os.path.realpath(so) == real), os.path.abspath(path))
     try:
-        return pkcs11.lib(str(p.resolve()))
+        return pkcs11.lib(name)
     except pkcs11.PKCS11Error as exc:
         # "OS exception while loading /p: /p: reason": keep the loader's reason only.
         parts = [

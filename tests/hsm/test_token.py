@@ -339,3 +339,14 @@ def test_pkcs11_tool_sees_sensitive_never_extractable_objects(
     assert "ID:         " in blocks_for(label + "/ec")[0]
     ids = {re.search(r"ID:\s+(\S+)", b).group(1) for b in blocks_for(label + "/ec")}
     assert len(ids) == 1  # both halves of the pair share CKA_ID
+
+
+def test_module_loaded_once_whatever_the_spelling(token: Token, hsm_token) -> None:
+    """A symlink and its target are one module: a second initialisation would fail."""
+    import os
+
+    from ekm.backends.pkcs11_token import _load_library
+
+    real = os.path.realpath(hsm_token.module_path)
+    assert real != hsm_token.module_path  # Debian ships the module path as a symlink
+    assert _load_library(real) is _load_library(hsm_token.module_path) is token._lib
