@@ -86,6 +86,7 @@ class VaultLike:
         self._mounts: dict[str, dict[str, Any]] = {"": {"secret/": KVv2()}}
         self._auth: dict[str, dict[str, _AuthMount]] = {"": {}}
         self._failures: list[tuple[int, str | None]] = []
+        self._lost_answers = 0
         self.requests: list[dict[str, Any]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -168,6 +169,11 @@ class VaultLike:
         """Answer the next ``n`` requests (any path) with ``status`` and a Vault error body."""
         with self._lock:
             self._failures.extend([(status, message)] * n)
+
+    def lose_next_answers(self, n: int) -> None:
+        """Process the next ``n`` requests but answer 502, as a proxy dropping a reply would."""
+        with self._lock:
+            self._lost_answers += n
 
     def enable_kv(
         self, mount: str, version: int = 2, *, namespace: str = "", cas_required: bool = False
@@ -257,7 +263,11 @@ class VaultLike:
             if info is None or info.expired() or not _ns_ok(info.namespace, namespace):
                 self._tokens.pop(token, None) if info and info.expired() else None
                 return 403, {"errors": [INVALID_TOKEN]}
-            return self._route(method, path, query, body, info, namespace)
+            reply = self._route(method, path, query, body, info, namespace)
+            if self._lost_answers:
+                self._lost_answers -= 1
+                return 502, {"errors": ["bad gateway"]}
+            return reply
 
     def _health(self, query: dict[str, str]) -> Reply:
         body = {
