@@ -12,6 +12,7 @@ dates, counts and paths, never key material.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,7 +74,7 @@ def _p_int(value: Any) -> int:
 
 def _p_duration(value: Any) -> timedelta:
     if not isinstance(value, str):
-        raise ValueError("expected a duration string such as \"730d\"")
+        raise ValueError('expected a duration string such as "730d"')
     return parse_duration(value)
 
 
@@ -110,7 +111,9 @@ def _strength(ctx: Context, key: KeyRecord) -> dict[str, Any]:
 def c_min_strength(p: int, key: KeyRecord, v: VersionRecord, ctx: Context) -> Outcome:
     got = _strength(ctx, key)["strength"]
     st = PASS if got >= p else FAIL
-    return Outcome(st, f"{key.type} provides {got}-bit security strength", f">= {p} bits", v.version)
+    return Outcome(
+        st, f"{key.type} provides {got}-bit security strength", f">= {p} bits", v.version
+    )
 
 
 def c_min_key_bits(p: int, key: KeyRecord, v: VersionRecord, ctx: Context) -> Outcome:
@@ -223,7 +226,9 @@ def c_storage(p: frozenset[str], key: KeyRecord, v: VersionRecord, ctx: Context)
     return Outcome(PASS if cls in p else FAIL, f"stored {cls}", need, v.version)
 
 
-def c_validated_module(p: frozenset[str], key: KeyRecord, v: VersionRecord, ctx: Context) -> Outcome:
+def c_validated_module(
+    p: frozenset[str], key: KeyRecord, v: VersionRecord, ctx: Context
+) -> Outcome:
     need = "held in a module with a " + " or ".join(sorted(p)) + " certificate"
     table = ctx.deployment.module_validation
     if table is None or key.backend not in table:
@@ -284,7 +289,7 @@ def c_retire_after(p: timedelta, key: KeyRecord, ctx: Context, rel: frozenset) -
     need = f"superseded versions disabled or destroyed within {format_duration(p)}"
     ordered = sorted(key.versions, key=lambda x: x.version)
     out = []
-    for x, nxt in zip(ordered, ordered[1:]):
+    for x, nxt in itertools.pairwise(ordered):
         if x.state is KeyState.ACTIVE:
             late = ctx.as_of - nxt.created > p
             found = f"still active, superseded {iso(nxt.created)}"
@@ -392,9 +397,10 @@ CHECKS: dict[str, CheckDef] = {
     "retire_after": CheckDef("version", _p_duration, c_retire_after),
     "private_files": CheckDef("deployment", _p_true, d_private_files),
     "master_key_sources": CheckDef(
-        "deployment", _p_list(("key-file", "passphrase", "pkcs11", "vault-transit")),
+        "deployment",
+        _p_list(("key-file", "passphrase", "pkcs11", "vault-transit")),
         d_master_key_sources,
-    ),  # fmt: skip
+    ),
     "approved_kdfs": CheckDef("deployment", _p_list(KDF_NAMES), d_approved_kdfs),
     "keystore_mac": CheckDef("deployment", _p_true, d_keystore_mac),
     "audit_log": CheckDef("deployment", _p_true, d_audit_log),

@@ -91,8 +91,9 @@ class AuditResult:
     def at_or_above(self, severity: str) -> list[CheckResult]:
         """Findings whose severity is at least ``severity`` (what ``--fail-on`` tests)."""
         if severity not in SEVERITY_RANK:
-            raise UsageError(f"unknown severity {severity!r}; expected one of: "
-                             + ", ".join(SEVERITIES))  # fmt: skip
+            raise UsageError(
+                f"unknown severity {severity!r}; expected one of: " + ", ".join(SEVERITIES)
+            )
         floor = SEVERITY_RANK[severity]
         return [f for f in self.findings if f.rule.rank >= floor]
 
@@ -126,12 +127,14 @@ def _builtin_texts() -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _builtin(set_id: str) -> RuleSet:
     rs = parse_rule_set(_builtin_texts()[set_id], f"ekm/compliance/rules/{set_id}.toml")
     if rs.id != set_id:
-        raise InvalidError(f"ekm/compliance/rules/{set_id}.toml: field 'id': is {rs.id!r}; "
-                           "the id must match the file name")  # fmt: skip
+        raise InvalidError(
+            f"ekm/compliance/rules/{set_id}.toml: field 'id': is {rs.id!r}; "
+            "the id must match the file name"
+        )
     return rs
 
 
@@ -152,8 +155,9 @@ def load_rule_sets(ids: list[str] | str) -> list[RuleSet]:
     if "all" in wanted:
         wanted = known
     if not wanted:
-        raise UsageError("no rule set named; pass --compliance ID or all, valid ids: "
-                         + ", ".join(known))  # fmt: skip
+        raise UsageError(
+            "no rule set named; pass --compliance ID or all, valid ids: " + ", ".join(known)
+        )
     for i in wanted:
         if i not in known:
             raise UsageError(f"unknown rule set {i!r}; valid ids: {', '.join(known)} or all")
@@ -174,8 +178,10 @@ def strength_table() -> dict[str, dict[str, Any]]:
     types = toml_loads(text).get("types", {})
     missing = [t.value for t in KeyType if t.value not in types]
     if missing:
-        raise InvalidError(f"ekm/compliance/data/strength.toml: type {missing[0]!r} has no "
-                           "strength entry; reinstall ekm")  # fmt: skip
+        raise InvalidError(
+            f"ekm/compliance/data/strength.toml: type {missing[0]!r} has no "
+            "strength entry; reinstall ekm"
+        )
     return types
 
 

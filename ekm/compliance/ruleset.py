@@ -37,9 +37,18 @@ MAX_RULE_FILE = 1 << 20
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,79}$")
 _SET_KEYS = {"id", "title", "version", "description", "changelog", "sources", "rule"}
 _RULE_KEYS = {
-    "id", "title", "severity", "cite", "verified", "note", "remedy",
-    "valid_from", "valid_until", "match", "require",
-}  # fmt: skip
+    "id",
+    "title",
+    "severity",
+    "cite",
+    "verified",
+    "note",
+    "remedy",
+    "valid_from",
+    "valid_until",
+    "match",
+    "require",
+}
 _MATCH_KEYS = {"types", "families", "usages", "operation"}
 
 
@@ -163,8 +172,9 @@ def _names(w: _Where, match: dict, key: str, choices: tuple[str, ...]) -> frozen
         raise w.error(f"match.{key}", "expected a non-empty list of strings")
     bad = [v for v in value if v not in choices]
     if bad:
-        raise w.error(f"match.{key}", f"unknown value {bad[0]!r}; expected one of: "
-                      + ", ".join(choices))  # fmt: skip
+        raise w.error(
+            f"match.{key}", f"unknown value {bad[0]!r}; expected one of: " + ", ".join(choices)
+        )
     return frozenset(value)
 
 
@@ -178,7 +188,8 @@ def _compile_rule(w: _Where, raw: Any, set_id: str) -> Rule:
     w.rule = rid
     unknown = sorted(set(raw) - _RULE_KEYS)
     if unknown:
-        raise w.error(unknown[0], "unknown field; expected one of: " + ", ".join(sorted(_RULE_KEYS)))
+        allowed = ", ".join(sorted(_RULE_KEYS))
+        raise w.error(unknown[0], f"unknown field; expected one of: {allowed}")
     severity = _str(w, raw, "severity")
     if severity not in SEVERITIES:
         raise w.error("severity", f"{severity!r} is not one of: {', '.join(SEVERITIES)}")
@@ -194,8 +205,10 @@ def _compile_rule(w: _Where, raw: Any, set_id: str) -> Rule:
         raise w.error("match", "expected a table")
     unknown = sorted(set(match) - _MATCH_KEYS)
     if unknown:
-        raise w.error(f"match.{unknown[0]}", "unknown field; expected one of: "
-                      + ", ".join(sorted(_MATCH_KEYS)))  # fmt: skip
+        raise w.error(
+            f"match.{unknown[0]}",
+            "unknown field; expected one of: " + ", ".join(sorted(_MATCH_KEYS)),
+        )
     types = _names(w, match, "types", tuple(t.value for t in KeyType))
     families = _names(w, match, "families", FAMILIES)
     usages = _names(w, match, "usages", tuple(u.value for u in KeyUsage))
@@ -210,8 +223,10 @@ def _compile_rule(w: _Where, raw: Any, set_id: str) -> Rule:
     levels = set()
     for name, value in require.items():
         if name not in CHECKS:
-            raise w.error(f"require.{name}", "unknown requirement; expected one of: "
-                          + ", ".join(sorted(CHECKS)))  # fmt: skip
+            raise w.error(
+                f"require.{name}",
+                "unknown requirement; expected one of: " + ", ".join(sorted(CHECKS)),
+            )
         try:
             parsed = CHECKS[name].parse(value)
         except ValueError as exc:
@@ -225,10 +240,10 @@ def _compile_rule(w: _Where, raw: Any, set_id: str) -> Rule:
         raise w.error("match", "a deployment rule matches no keys; remove the match table")
 
     selected = frozenset(
-        t for t in KeyType
-        if (types is None or t.value in types)
-        and (families is None or SPECS[t].family in families)
-    )  # fmt: skip
+        t
+        for t in KeyType
+        if (types is None or t.value in types) and (families is None or SPECS[t].family in families)
+    )
     if scope == "key" and not selected:
         raise w.error("match", "selects no key type (types and families do not overlap)")
     valid_from = _when(w, raw, "valid_from", end=False)
@@ -263,8 +278,9 @@ def parse_rule_set(text: str, file: str, *, custom: bool = False) -> RuleSet:
         raise w.error("(syntax)", f"not valid TOML ({exc})") from None
     unknown = sorted(set(data) - _SET_KEYS)
     if unknown:
-        raise w.error(unknown[0], "unknown top-level field; expected one of: "
-                      + ", ".join(sorted(_SET_KEYS)))  # fmt: skip
+        raise w.error(
+            unknown[0], "unknown top-level field; expected one of: " + ", ".join(sorted(_SET_KEYS))
+        )
     set_id = _str(w, data, "id")
     if not _ID_RE.match(set_id):
         raise w.error("id", "invalid rule set id (letters, digits, . _ -)")
@@ -275,8 +291,9 @@ def parse_rule_set(text: str, file: str, *, custom: bool = False) -> RuleSet:
     for src in raw_sources:
         if not isinstance(src, dict) or set(src) - {"id", "title", "url"}:
             raise w.error("sources", "each source is a table with id, title and url")
-        sources.append(Source(_str(w, src, "id"), _str(w, src, "title"),
-                              _str(w, src, "url", required=False)))  # fmt: skip
+        sources.append(
+            Source(_str(w, src, "id"), _str(w, src, "title"), _str(w, src, "url", required=False))
+        )
     changelog = data.get("changelog", [])
     if not isinstance(changelog, list) or not all(isinstance(c, str) for c in changelog):
         raise w.error("changelog", "expected a list of strings")
