@@ -13,8 +13,8 @@ restricted to JSON scalars and refused under names that suggest key material or 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
+import inspect
 import logging
 import re
 import threading
@@ -22,11 +22,14 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ekm.crypto.keytypes import SecurityLevel
 from ekm.errors import InvalidError
 from ekm.timeutil import UTC, iso
+
+if TYPE_CHECKING:  # asyncio costs ~15 ms to import; only async handlers need it
+    import asyncio
 
 log = logging.getLogger("ekm.monitor")
 
@@ -226,7 +229,7 @@ class SecurityMonitor:
             fn=fn,
             min_severity=SecurityLevel(severity),
             checks=frozenset(checks) if checks is not None else None,
-            is_async=asyncio.iscoroutinefunction(fn),
+            is_async=inspect.iscoroutinefunction(fn),
         )
         with self._lock:
             self._handlers.append(reg)
@@ -274,6 +277,8 @@ class SecurityMonitor:
 
     async def emit_async(self, event: Event) -> None:
         """Deliver ``event`` and await every matching async handler on the current loop."""
+        import asyncio
+
         coros = []
         for reg in self._matching(event):
             if reg.is_async:
@@ -334,6 +339,8 @@ class SecurityMonitor:
             self._failed(reg, event, exc)
 
     def _schedule(self, reg: _Registration, event: Event) -> None:
+        import asyncio
+
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -356,6 +363,8 @@ class SecurityMonitor:
         item.add_done_callback(done)
 
     def _own_loop(self) -> asyncio.AbstractEventLoop:
+        import asyncio
+
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
