@@ -196,7 +196,7 @@ def c_usage_consistent(p: bool, key: KeyRecord, v: VersionRecord, ctx: Context) 
     need = "one key, one purpose: the declared usage only"
     if key.usage not in spec(key.type).usages:
         return Outcome(FAIL, f"{key.type} declared for {key.usage}", need, v.version)
-    extra = sorted(u.value for u in key.observed_usages if u is not key.usage)
+    extra = sorted({str(u) for u in key.observed_usages} - {key.usage.value})
     if extra:
         found = f"declared for {key.usage} but also used for {', '.join(extra)}"
         return Outcome(FAIL, found, need, v.version)
