@@ -110,7 +110,9 @@ class XWingPrivateKey:
         from ekm.crypto import xwing
 
         self._seed = bytes(seed)
-        self._pk = xwing.public_key(self._seed)
+        # Expand once: decapsulation then costs one ML-KEM decaps and one X25519 exchange.
+        self._sk_m, self._sk_x, pk_m, self._pk_x = xwing._expand(self._seed)
+        self._pk = pk_m + self._pk_x
 
     def public_key(self) -> XWingPublicKey:
         return XWingPublicKey(self._pk)
@@ -121,7 +123,7 @@ class XWingPrivateKey:
     def decapsulate(self, ct: bytes) -> bytes:
         from ekm.crypto import xwing
 
-        return xwing.decapsulate(self._seed, ct)
+        return xwing.decapsulate_expanded(self._sk_m, self._sk_x, self._pk_x, ct)
 
     def __repr__(self) -> str:  # never show the seed
         return "<XWingPrivateKey>"

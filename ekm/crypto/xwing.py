@@ -122,11 +122,21 @@ def decapsulate(sk_seed: bytes, ct: bytes) -> bytes:
     A well-formed ciphertext made for another key yields a different secret (ML-KEM's implicit
     rejection), so callers must authenticate what they derive from it (an AEAD tag).
     """
+    if len(ct) != CT_LEN:
+        raise IntegrityError(_DECAPS_FAILED)
+    sk_m, sk_x, _pk_m, pk_x = _expand(sk_seed)
+    return decapsulate_expanded(sk_m, sk_x, pk_x, ct)
+
+
+def decapsulate_expanded(sk_m: object, sk_x: object, pk_x: bytes, ct: bytes) -> bytes:
+    """:func:`decapsulate` with the seed already expanded (draft section 5.5.1's caching).
+
+    The expanded form stays inside the process (the draft forbids transmitting it).
+    """
     from cryptography.hazmat.primitives.asymmetric import x25519
 
     if len(ct) != CT_LEN:
         raise IntegrityError(_DECAPS_FAILED)
-    sk_m, sk_x, _pk_m, pk_x = _expand(sk_seed)
     ct = bytes(ct)
     ct_x = ct[_CT_M_LEN:]
     try:
