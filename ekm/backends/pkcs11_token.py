@@ -90,6 +90,7 @@ _CURVE_OIDS = {  # DER-encoded OIDs (CKA_EC_PARAMS)
     KeyType.EC_P384: bytes.fromhex("06052b81040022"),
     KeyType.ED25519: bytes.fromhex("06032b6570"),
 }
+_EDWARDS25519_NAME = b"\x13\x0cedwards25519"  # PrintableString form (PKCS#11 3.0 allows it)
 
 
 # --------------------------------------------------------------------------------------------
@@ -507,8 +508,12 @@ class Token:
             except pkcs11.PKCS11Error as exc:
                 raise self._unreachable(exc) from None
 
-    def _find(self, session: Any, label: str, object_class: Any) -> Any:
-        """The object with ``label`` and ``object_class``, cached per session."""
+    def _find(self, session: Any, label: str, object_class: Any, key_type: KeyType) -> Any:
+        """The object with ``label`` and ``object_class``, checked to be a ``key_type`` key.
+
+        Cached per session, so the type check (which stops a mislabelled or mistyped key from
+        reaching a mechanism that would fail obscurely) runs once per object.
+        """
         from pkcs11 import Attribute
 
         cached = self._handles.get((label, object_class))
@@ -524,6 +529,13 @@ class Token:
             raise IntegrityError(
                 f"{len(found)} objects are labelled {label!r} in HSM {self.settings.token_ref}; "
                 "ekm refuses to guess: remove the stray ones with pkcs11-tool"
+            )
+        actual = _object_type(found[0])
+        if actual is not key_type:
+            raise InvalidError(
+                f"HSM key {label!r} has type {actual or 'unsupported by ekm'}, "
+                f"not {key_type}; check the key's type "
+                "in ekm's metadata (ekm keys show NAME)"
             )
         self._handles[(label, object_class)] = found[0]
         return found[0]
@@ -826,7 +838,7 @@ class Token:
         params = GCMParams(iv, bytes(aad) if aad else None, _TAG_LEN * 8)
 
         def run(s: Any) -> bytes:
-            key = self._find(s, label, ObjectClass.SECRET_KEY)
+            key = self._find(s, label, ObjectClass.SECRET_KEY, KeyType.AES_256_GCM)
             return key.encrypt(
                 bytes(plaintext), mechanism=Mechanism.AES_GCM, mechanism_param=params
             )
@@ -844,7 +856,7 @@ class Token:
         params = GCMParams(iv, bytes(aad) if aad else None, _TAG_LEN * 8)
 
         def run(s: Any) -> bytes:
-            key = self._find(s, label, ObjectClass.SECRET_KEY)
+            key = self._find(s, label, ObjectClass.SECRET_KEY, KeyType.AES_256_GCM)
             try:
                 return key.decrypt(body, mechanism=Mechanism.AES_GCM, mechanism_param=params)
             except (e.EncryptedDataInvalid, e.EncryptedDataLenRange, e.GeneralError):
@@ -867,7 +879,7 @@ class Token:
         data = bytes(data)
 
         def run(s: Any) -> bytes:
-            key = self._find(s, label, ObjectClass.PRIVATE_KEY)
+            key = self._find(s, label, ObjectClass.PRIVATE_KEY, t)
             if t in (KeyType.RSA_3072, KeyType.RSA_4096):
                 return key.sign(
                     data,
@@ -895,7 +907,7 @@ class Token:
         self._require(t)
 
         def run(s: Any) -> dict[Any, Any]:
-            obj = self._find(s, label, ObjectClass.PUBLIC_KEY)
+            obj = self._find(s, label, ObjectClass.PUBLIC_KEY, t)
             if t in (KeyType.RSA_3072, KeyType.RSA_4096):
                 return obj.get_attributes([Attribute.MODULUS, Attribute.PUBLIC_EXPONENT])
             return obj.get_attributes([Attribute.EC_POINT, Attribute.EC_PARAMS])
@@ -940,6 +952,25 @@ def _find_slot(lib: Any, settings: HsmSettings) -> Any:
             "set [hsm] slot_id instead of [hsm] token_label"
         )
     return matches[0]
+
+
+def _object_type(obj: Any) -> KeyType | None:
+    """The ekm KeyType of a token object, from CKA_KEY_TYPE and its size or curve."""
+    from pkcs11 import Attribute
+    from pkcs11 import KeyType as P11KeyType
+
+    kt = obj[Attribute.KEY_TYPE]
+    if kt == P11KeyType.AES:
+        return KeyType.AES_256_GCM if obj[Attribute.VALUE_LEN] == 32 else None
+    if kt == P11KeyType.RSA:
+        bits = len(bytes(obj[Attribute.MODULUS]).lstrip(b"\0")) * 8
+        return {3072: KeyType.RSA_3072, 4096: KeyType.RSA_4096}.get(bits)
+    if kt in (P11KeyType.EC, P11KeyType.EC_EDWARDS):
+        params = bytes(obj[Attribute.EC_PARAMS])
+        if params == _EDWARDS25519_NAME:  # SoftHSM labels its Ed25519 private keys by name
+            return KeyType.ED25519
+        return next((t for t, oid in _CURVE_OIDS.items() if oid == params), None)
+    return None
 
 
 def _spki(t: KeyType, attrs: dict[Any, Any]) -> bytes:

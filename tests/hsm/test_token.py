@@ -350,3 +350,24 @@ def test_module_loaded_once_whatever_the_spelling(token: Token, hsm_token) -> No
     real = os.path.realpath(hsm_token.module_path)
     assert real != hsm_token.module_path  # Debian ships the module path as a symlink
     assert _load_library(real) is _load_library(hsm_token.module_path) is token._lib
+
+
+@pytest.mark.parametrize(
+    ("made", "asked", "expected"),
+    [
+        (KeyType.EC_P256, KeyType.RSA_3072, "has type ec-p256, not rsa-3072"),
+        (KeyType.EC_P256, KeyType.EC_P384, "has type ec-p256, not ec-p384"),
+        (KeyType.ED25519, KeyType.EC_P256, "has type ed25519, not ec-p256"),
+        (KeyType.RSA_3072, KeyType.RSA_4096, "has type rsa-3072, not rsa-4096"),
+    ],
+    ids=str,
+)
+def test_a_key_used_as_another_type_is_refused(
+    token: Token, label: str, made, asked, expected: str
+) -> None:
+    token.generate(label, made)
+    for use in (lambda: token.sign(label, asked, b"x"), lambda: token.public_key_der(label, asked)):
+        with pytest.raises(InvalidError, match=re.escape(expected)) as info:
+            use()
+        assert info.value.exit_code == 3
+    assert token.public_key_der(label, made)  # the right type still works (nothing was cached)
