@@ -34,3 +34,14 @@ class Keyring:
 @pytest.fixture
 def keyring() -> Keyring:
     return Keyring()
+
+
+@pytest.fixture(scope="session")
+def materials() -> dict[str, bytes]:
+    """One key of each classic type, generated once per session (RSA is slow to generate)."""
+    from ekm.crypto import material
+
+    types = ["rsa-2048", "ec-p256", "ec-p384", "ed25519", "x25519"]
+    types += ["hmac-sha256", "hmac-sha384", "hmac-sha512", "aes-256-gcm", "aes-128-gcm"]
+    types += ["chacha20-poly1305"]
+    return {t: material.generate(t) for t in types}

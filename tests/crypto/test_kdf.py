@@ -28,8 +28,9 @@ def test_pbkdf2_default_matches_openssl_via_hashlib():
 
 
 def test_scrypt_matches_hashlib_rfc7914_vector():
-    d = kdf.derive_key("password", kdf="scrypt", salt=b"NaCl", length=64, n=1024, r=8, p=16,
-                       force=True)  # fmt: skip
+    d = kdf.derive_key(
+        "password", kdf="scrypt", salt=b"NaCl", length=64, n=1024, r=8, p=16, force=True
+    )
     assert d.key.hex().startswith("fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e773")
     assert d.key == hashlib.scrypt(b"password", salt=b"NaCl", n=1024, r=8, p=16, dklen=64)
 
@@ -54,10 +55,8 @@ def test_argon2id_phc_is_read_by_argon2_cffi_and_back():
 
 
 def test_derive_is_deterministic_given_salt_and_random_otherwise():
-    a = kdf.derive_key(b"k", kdf="argon2id", salt=SALT, memory_cost=1024, time_cost=1,
-                       force=True)  # fmt: skip
-    b = kdf.derive_key(b"k", kdf="argon2id", salt=SALT, memory_cost=1024, time_cost=1,
-                       force=True)  # fmt: skip
+    a = kdf.derive_key(b"k", kdf="argon2id", salt=SALT, memory_cost=1024, time_cost=1, force=True)
+    b = kdf.derive_key(b"k", kdf="argon2id", salt=SALT, memory_cost=1024, time_cost=1, force=True)
     c = kdf.derive_key(b"k", kdf="argon2id", memory_cost=1024, time_cost=1, force=True)
     assert a.key == b.key and a.key != c.key and len(c.salt) == 16
     assert a.params == {"kdf": "argon2id", "memory_cost": 1024, "time_cost": 1, "parallelism": 4}

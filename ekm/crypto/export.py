@@ -1,0 +1,195 @@
+"""Key export in standard encodings, so other tools can use ekm keys.
+
+* public keys: SPKI PEM / DER (``openssl pkey -pubin`` reads them), JWK and JWKS
+  (RFC 7517/7518, RFC 8037 for Ed25519/X25519), each JWK with ``kid``, ``alg`` and ``use``;
+* private keys: PKCS#8 PEM / DER (unencrypted: the caller gates this behind ``--reveal``) or
+  JWK; Ed25519/X25519 also as the raw 32-byte key;
+* symmetric keys: raw bytes, base64, or JWK ``kty: oct``.
+
+Post-quantum families are delegated to :mod:`ekm.crypto.pq` (``export_public`` /
+``export_private``). This module never decides *whether* a secret may be exported; it
+only encodes, and it never puts key bytes into an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from ekm.crypto.keytypes import KeyType, spec
+from ekm.errors import InvalidError
+
+FORMATS = ("pem", "der", "jwk", "jwks", "raw", "base64")
+_PQ_FAMILIES = ("ml-kem", "ml-dsa", "hybrid-kem", "hybrid-sig")
+_OCT_ALG = {
+    KeyType.AES_256_GCM: "A256GCM",
+    KeyType.AES_128_GCM: "A128GCM",
+    KeyType.HMAC_SHA256: "HS256",
+    KeyType.HMAC_SHA384: "HS384",
+    KeyType.HMAC_SHA512: "HS512",
+}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _int_b64(value: int, length: int | None = None) -> str:
+    length = length or max(1, (value.bit_length() + 7) // 8)
+    return _b64url(value.to_bytes(length, "big"))
+
+
+def _type(key_type: KeyType | str) -> KeyType:
+    try:
+        return KeyType(key_type)
+    except ValueError:
+        raise InvalidError(f"unknown key type {key_type!r}") from None
+
+
+def export_key(
+    key_type: KeyType | str,
+    material: bytes,
+    *,
+    fmt: str,
+    public: bool,
+    kid: str | None = None,
+) -> bytes:
+    """Encode a key (``public=True``: its public half) in ``fmt``; JWK/JWKS are UTF-8 JSON."""
+    t = _type(key_type)
+    if fmt not in FORMATS:
+        raise InvalidError(f"unknown export format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    s = spec(t)
+    if s.family in _PQ_FAMILIES:
+        return _export_pq(t, material, fmt, public, kid)
+    if s.symmetric:
+        return _export_symmetric(t, material, fmt, public, kid)
+    if fmt in ("jwk", "jwks"):
+        jwk = to_jwk(t, material, public=public, kid=kid)
+        doc = {"keys": [jwk]} if fmt == "jwks" else jwk
+        return json.dumps(doc, sort_keys=True).encode()
+    return _export_classic(t, material, fmt, public)
+
+
+def _export_pq(t: KeyType, material: bytes, fmt: str, public: bool, kid: str | None) -> bytes:
+    from ekm.crypto import pq
+
+    inner = "jwk" if fmt == "jwks" else fmt
+    out = pq.export_public(t, material, inner) if public else pq.export_private(t, material, inner)
+    if inner == "jwk":
+        doc = json.loads(out)
+        if kid is not None:
+            doc["kid"] = kid
+        out = json.dumps({"keys": [doc]} if fmt == "jwks" else doc, sort_keys=True).encode()
+    return out
+
+
+def _export_symmetric(
+    t: KeyType, material: bytes, fmt: str, public: bool, kid: str | None
+) -> bytes:
+    if public:
+        raise InvalidError(
+            f"a {t.value} key is symmetric and has no public part; export it with --reveal"
+        )
+    if fmt == "raw":
+        return bytes(material)
+    if fmt == "base64":
+        return base64.b64encode(material)
+    if fmt == "jwk":
+        jwk: dict[str, Any] = {"kty": "oct", "k": _b64url(material)}
+        jwk["use"] = "enc" if spec(t).family == "aead" else "sig"
+        if t in _OCT_ALG:
+            jwk["alg"] = _OCT_ALG[t]
+        if kid is not None:
+            jwk["kid"] = kid
+        return json.dumps(jwk, sort_keys=True).encode()
+    raise InvalidError(
+        f"a {t.value} key exports as raw, base64 or jwk, not {fmt} (PEM/DER hold key pairs)"
+    )
+
+
+def _export_classic(t: KeyType, material: bytes, fmt: str, public: bool) -> bytes:
+    from cryptography.hazmat.primitives import serialization as ser
+
+    from ekm.crypto.material import private_key
+
+    priv = private_key(t, material)
+    okp = t in (KeyType.ED25519, KeyType.X25519)
+    if fmt == "raw":
+        if not okp:
+            raise InvalidError(f"a {t.value} key has no raw form; use pem, der or jwk")
+        if public:
+            return priv.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+        return priv.private_bytes(ser.Encoding.Raw, ser.PrivateFormat.Raw, ser.NoEncryption())
+    if fmt == "base64":
+        raise InvalidError(f"a {t.value} key exports as pem, der, jwk or jwks, not base64")
+    enc = ser.Encoding.PEM if fmt == "pem" else ser.Encoding.DER
+    if public:
+        return priv.public_key().public_bytes(enc, ser.PublicFormat.SubjectPublicKeyInfo)
+    return priv.private_bytes(enc, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+
+
+def to_jwk(
+    key_type: KeyType | str, material: bytes, *, public: bool = True, kid: str | None = None
+) -> dict[str, Any]:
+    """The JWK (dict) of an RSA, EC, Ed25519 or X25519 key, with ``alg`` and ``use``."""
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    from ekm.crypto.material import private_key
+
+    t = _type(key_type)
+    s = spec(t)
+    if s.symmetric or s.family in _PQ_FAMILIES:
+        raise InvalidError(f"a {t.value} key has no classic public JWK; use export_key")
+    priv = private_key(t, material)
+    jwk: dict[str, Any]
+    if isinstance(priv, rsa.RSAPrivateKey):
+        pn = priv.private_numbers()
+        jwk = {"kty": "RSA", "n": _int_b64(pn.public_numbers.n), "e": _int_b64(pn.public_numbers.e)}
+        if not public:
+            jwk |= {
+                "d": _int_b64(pn.d),
+                "p": _int_b64(pn.p),
+                "q": _int_b64(pn.q),
+                "dp": _int_b64(pn.dmp1),
+                "dq": _int_b64(pn.dmq1),
+                "qi": _int_b64(pn.iqmp),
+            }
+    elif isinstance(priv, ec.EllipticCurvePrivateKey):
+        size = (priv.curve.key_size + 7) // 8
+        pub = priv.public_key().public_numbers()
+        crv = "P-256" if t is KeyType.EC_P256 else "P-384"
+        jwk = {"kty": "EC", "crv": crv, "x": _int_b64(pub.x, size), "y": _int_b64(pub.y, size)}
+        if not public:
+            jwk["d"] = _int_b64(priv.private_numbers().private_value, size)
+    else:
+        raw_pub = priv.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+        jwk = {"kty": "OKP", "crv": "Ed25519" if t is KeyType.ED25519 else "X25519"}
+        jwk["x"] = _b64url(raw_pub)
+        if not public:
+            raw = priv.private_bytes(ser.Encoding.Raw, ser.PrivateFormat.Raw, ser.NoEncryption())
+            jwk["d"] = _b64url(raw)
+    if t is KeyType.X25519:
+        jwk |= {"alg": "ECDH-ES", "use": "enc"}
+    else:
+        jwk |= {"alg": s.jose_alg, "use": "sig"}
+    if kid is not None:
+        jwk["kid"] = kid
+    return jwk
+
+
+def jwks(entries: list[tuple[str, KeyType | str, bytes]]) -> dict[str, Any]:
+    """A JWK Set of the *public* halves of ``(kid, key_type, material)`` entries.
+
+    Symmetric keys are refused: a JWKS is published, and a symmetric key is never public.
+    """
+    keys = []
+    for kid, key_type, material in entries:
+        t = _type(key_type)
+        if spec(t).symmetric:
+            raise InvalidError(
+                f"key {kid} is symmetric ({t.value}) and cannot go in a published JWKS"
+            )
+        keys.append(json.loads(export_key(t, material, fmt="jwk", public=True, kid=kid)))
+    return {"keys": keys}
