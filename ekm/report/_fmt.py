@@ -38,11 +38,8 @@ def severities(counts: Mapping[str, int]) -> str:
 
 def ruleset_status(c: RuleSetSummary) -> str:
     """'pass' or 'N findings (…)', with rules passed of evaluated."""
-    head = (
-        "pass"
-        if c.findings == 0
-        else f"{c.findings} findings ({severities(c.findings_by_severity)})"
-    )
+    detail = f"{plural(c.findings, 'finding')} ({severities(c.findings_by_severity)})"
+    head = detail if c.findings else "pass"
     return f"{head}; {c.passed}/{c.evaluated} rules passed"
 
 
@@ -55,5 +52,16 @@ def chain(data: ReportData) -> str:
 
 
 def since(data: ReportData) -> str:
+    """A sentence fragment, already capitalised (a timestamp must never be case-mangled)."""
     c = data.changes
-    return f"since the previous report of {iso(c.since)}" if c.since else "no previous report"
+    return f"Since the previous report of {iso(c.since)}" if c.since else "No previous report"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def ruleset_detail(c: RuleSetSummary) -> str:
+    """'pass' or the severities, then rules passed of evaluated (beside a findings count)."""
+    head = severities(c.findings_by_severity) if c.findings else "pass"
+    return f"{head}; {c.passed}/{c.evaluated} rules passed"

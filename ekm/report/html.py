@@ -94,10 +94,9 @@ def _summary(data: ReportData) -> str:
         f"<p>{_fig('no-policy', due['none'])} without a rotation policy</p></div>",
     ]
     comp = "".join(
-        f"<tr><td>{_e(c.id)}</td><td class='{'good' if not c.findings else 'bad'}'>"
-        f"{_fig(f'ruleset:{c.id}', c.findings)} {_e('pass' if not c.findings else 'findings')}"
-        f"</td><td>{_e(f.ruleset_status(c))}"
-        "</td></tr>"
+        f"<tr><td>{_e(c.id)}</td><td class='{'bad' if c.findings else 'good'}'>"
+        f"{_fig(f'ruleset:{c.id}', c.findings)} {'finding' if c.findings == 1 else 'findings'}"
+        f"</td><td>{_e(f.ruleset_detail(c))}</td></tr>"
         for c in data.compliance
     )
     cards.append(
@@ -224,7 +223,7 @@ def _changes(data: ReportData) -> str:
         "No resolved findings.",
     )
     return (
-        f'<section id="changes"><h2>Changes</h2><p>{_e(f.since(data).capitalize())}.</p>'
+        f'<section id="changes"><h2>Changes</h2><p>{_e(f.since(data))}.</p>'
         f"<ul>{lis}</ul><h3>New findings</h3>{new}<h3>Resolved findings</h3>{gone}</section>"
     )
 

@@ -175,7 +175,7 @@ def render_markdown(data: ReportData) -> str:
             "No rotations or failures.",
         ),
         "## Changes\n",
-        f"{_e(f.since(data).capitalize())}.\n",
+        f"{_e(f.since(data))}.\n",
         f"- keys added ({len(c.keys_added)}): {', '.join(map(_e, c.keys_added)) or f.DASH}",
         f"- keys removed ({len(c.keys_removed)}): {', '.join(map(_e, c.keys_removed)) or f.DASH}",
         f"- keys rotated ({len(c.keys_rotated)}): {', '.join(map(_e, c.keys_rotated)) or f.DASH}",

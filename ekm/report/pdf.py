@@ -188,7 +188,7 @@ def _charts(b: _Builder, data: ReportData) -> None:
 def _changes(b: _Builder, data: ReportData) -> None:
     c = data.changes
     b.heading("Changes")
-    b.para(f"{f.since(data).capitalize()}.")
+    b.para(f"{f.since(data)}.")
     for label, names in (
         ("added", c.keys_added),
         ("removed", c.keys_removed),

@@ -65,6 +65,9 @@ def test_summary_adds_up_to_the_tables(data: ReportData) -> None:
     assert fig["rotations"] == sum(d.rotations for d in data.activity) > 0
     assert fig["failures"] == sum(d.failures for d in data.activity) > 0
     assert fig["keys-added"] == 1 and fig["keys-rotated"] == 1
+    compliance_text = "".join(s.text)
+    assert "1 finding1 high; 11/12 rules passed" in compliance_text
+    assert "0 findingspass; 9/9 rules passed" in compliance_text
     assert len(s.tables["findings-new"]) == 1 and len(s.tables["findings-resolved"]) == 1
 
 

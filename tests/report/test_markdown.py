@@ -39,6 +39,8 @@ def test_tables_and_counts(data: ReportData) -> None:
     assert "- **Findings:** 4 (1 critical, 1 high, 1 medium, 1 low)" in md
     assert "| fips-140-2 | FIPS 140-2 | 3 | 1 critical, 1 medium, 1 low | 7/10 |" in md
     assert f"Audit log head hash: {HEAD}" in md
+    assert "Since the previous report of 2026-03-01T12:00:00Z." in md
+    assert "  - pci-dss-4 (PCI DSS 4.0): 1 finding (1 high); 11/12 rules passed" in md
 
 
 def test_hostile_cells_cannot_break_tables_or_inject_html(small: ReportData) -> None:

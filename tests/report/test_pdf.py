@@ -43,6 +43,8 @@ def test_pdf_text_has_summary_figures_and_every_key(data: ReportData, tmp_path: 
         if k.name.isidentifier():
             assert k.name in text, k.name
     assert HEAD in flat and FINGERPRINT in flat
+    assert "Since the previous report of 2026-03-01T12:00:00Z." in flat
+    assert "nist-800-57 (NIST SP 800-57): pass; 9/9 rules passed" in flat
     assert "2026-01-01T00:00:00Z to 2026-03-31T12:00:00Z (UTC)" in flat
     # the inventory table has one line per key with its due-ness in the last column
     rows = [ln for ln in text.splitlines() if re.match(r"\s*key_\d{5}\s", ln)]
