@@ -105,3 +105,17 @@ def test_calendar_strip_counts(small: ReportData) -> None:
     assert "1 overdue" in svg and "3 due in 90 days" in svg
     # 1 overdue cell + 90 day cells + 4 legend swatches
     assert len(re.findall(r"<rect ", svg)) == 95
+
+
+def test_charts_aggregate_at_scale() -> None:
+    """10,000 keys: the charts stay bounded (N bars + histogram), not one mark per key."""
+    from tests.report.synthetic import report
+
+    big = report(extra_keys=10_000, n_events=5_000)
+    age = key_age_chart(big.keys)
+    # 25 urgent bars + at most 7 buckets x 4 due-ness segments + 4 legend swatches
+    assert age.count("<rect") <= 25 + 28 + 4
+    assert "All 10006 keys by age / rotation interval" in age
+    cal = calendar_strip(big.keys, big.period_end)
+    assert cal.count("<rect") == 1 + 90 + 4
+    assert len(age) + len(cal) < 100_000
