@@ -192,7 +192,7 @@ def _compile_rule(w: _Where, raw: Any, set_id: str) -> Rule:
         raise w.error(unknown[0], f"unknown field; expected one of: {allowed}")
     severity = _str(w, raw, "severity")
     if severity not in SEVERITIES:
-        raise w.error("severity", f"{severity!r} is not one of: {', '.join(SEVERITIES)}")
+        raise w.error("severity", f"expected one of: {', '.join(SEVERITIES)}")
     verified = raw.get("verified", True)
     if not isinstance(verified, bool):
         raise w.error("verified", "expected true or false")
@@ -214,7 +214,7 @@ def _compile_rule(w: _Where, raw: Any, set_id: str) -> Rule:
     usages = _names(w, match, "usages", tuple(u.value for u in KeyUsage))
     operation = match.get("operation", "any")
     if operation not in OPERATIONS:
-        raise w.error("match.operation", f"{operation!r} is not one of: " + ", ".join(OPERATIONS))
+        raise w.error("match.operation", "expected one of: " + ", ".join(OPERATIONS))
 
     require = raw.get("require")
     if not isinstance(require, dict) or not require:
@@ -284,6 +284,8 @@ def parse_rule_set(text: str, file: str, *, custom: bool = False) -> RuleSet:
     set_id = _str(w, data, "id")
     if not _ID_RE.match(set_id):
         raise w.error("id", "invalid rule set id (letters, digits, . _ -)")
+    title = _str(w, data, "title")
+    version = _str(w, data, "version")
     sources = []
     raw_sources = data.get("sources", [])
     if not isinstance(raw_sources, list) or (not custom and not raw_sources):
@@ -311,8 +313,8 @@ def parse_rule_set(text: str, file: str, *, custom: bool = False) -> RuleSet:
     w.rule = None
     return RuleSet(
         id=set_id,
-        title=_str(w, data, "title"),
-        version=_str(w, data, "version"),
+        title=title,
+        version=version,
         sources=tuple(sources),
         rules=tuple(rules),
         changelog=tuple(changelog),
