@@ -35,8 +35,16 @@ from ekm.fsutil import FILE_MODE, atomic_write, check_private
 from ekm.timeutil import iso, utcnow
 
 GENESIS = "0" * 64
-_FORBIDDEN_FIELDS = {"material", "key_material", "passphrase", "pin", "token", "secret",
-                     "plaintext", "password"}
+_FORBIDDEN_FIELDS = {
+    "material",
+    "key_material",
+    "passphrase",
+    "pin",
+    "token",
+    "secret",
+    "plaintext",
+    "password",
+}
 
 
 def _line_hash(line: bytes) -> str:
@@ -76,8 +84,14 @@ class VerifyResult:
 class AuditLog:
     """Appends and verifies the audit log of one home."""
 
-    def __init__(self, path: Path, *, mac_key: bytes | None = None, actor: str | None = None,
-                 max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        mac_key: bytes | None = None,
+        actor: str | None = None,
+        max_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
         self.path = path
         self.head_path = path.with_name(path.name + ".head")
         self.mac_key = mac_key
@@ -85,11 +99,20 @@ class AuditLog:
         self.max_bytes = max_bytes
 
     # -- writing ----------------------------------------------------------------------------
-    def append(self, op: str, *, key: str | None = None, version: int | None = None,
-               result: str = "ok", now: datetime | None = None, **fields: Any) -> dict[str, Any]:
+    def append(
+        self,
+        op: str,
+        *,
+        key: str | None = None,
+        version: int | None = None,
+        result: str = "ok",
+        now: datetime | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
         """Append one record and fsync it; AuditLogError (exit 4) when that is impossible."""
-        return self.append_many([dict(op=op, key=key, version=version, result=result,
-                                      now=now, **fields)])[0]
+        return self.append_many(
+            [dict(op=op, key=key, version=version, result=result, now=now, **fields)]
+        )[0]
 
     def append_many(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append several records with one fsync (bulk rotation writes hundreds)."""
@@ -132,7 +155,8 @@ class AuditLog:
                 body = _canonical(record)
                 record["mac"] = (
                     hmac.new(self.mac_key, body, hashlib.sha256).hexdigest()
-                    if self.mac_key else None
+                    if self.mac_key
+                    else None
                 )
                 line = _canonical(record) + b"\n"
                 out += line
@@ -193,8 +217,9 @@ class AuditLog:
         try:
             if self.path.exists():
                 check_private(self.path)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
-                         FILE_MODE)
+            fd = os.open(
+                self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, FILE_MODE
+            )
             os.close(fd)
         except OSError as exc:
             raise AuditLogError(
@@ -266,9 +291,14 @@ class AuditLog:
         except ValueError:
             return "not a JSON record"
         if rec.get("seq") != expected_seq:
-            return f"sequence number {rec.get('seq')!r}, expected {expected_seq} (deleted or reordered records)"
+            return (
+                f"sequence number {rec.get('seq')!r}, expected {expected_seq} "
+                "(deleted or reordered records)"
+            )
         if rec.get("prev") != prev:
-            return f"seq {expected_seq}: hash chain broken (a previous record was changed or removed)"
+            return (
+                f"seq {expected_seq}: hash chain broken (a previous record was changed or removed)"
+            )
         mac = rec.pop("mac", None)
         if mac is not None and self.mac_key is not None:
             want = hmac.new(self.mac_key, _canonical(rec), hashlib.sha256).hexdigest()
@@ -290,8 +320,10 @@ class AuditLog:
             if not hmac.compare_digest(str(mac), want):
                 return f"{self.head_path.name}: MAC mismatch (edited)"
         if seq > last_seq:
-            return (f"log truncated: {self.head_path.name} records seq {seq} but the log ends at "
-                    f"seq {last_seq}")
+            return (
+                f"log truncated: {self.head_path.name} records seq {seq} but the log ends at "
+                f"seq {last_seq}"
+            )
         if seq == last_seq and digest != last_hash:
             return f"{self.head_path.name}: last record differs from the one recorded (replaced)"
         return None

@@ -81,7 +81,7 @@ def _duration_or_never(v: Any) -> str:
     try:
         return _duration(v)
     except ValueError:
-        raise ValueError(f"{DURATION_FORM}, or \"never\"") from None
+        raise ValueError(f'{DURATION_FORM}, or "never"') from None
 
 
 def _choice(*choices: str) -> Callable[[Any], str]:
@@ -131,29 +131,44 @@ class Option:
 # --------------------------------------------------------------------------------------
 SCHEMA: dict[str, dict[str, Option]] = {
     "storage": {
-        "backend": Option(_choice("file", "vault"), "file", "where keys live: the embedded "
-                          "file keystore or a shared Vault KV v2 mount"),
-        "lock_timeout": Option(_duration, "30s", "how long to wait for another ekm process "
-                               "holding the keystore lock"),
+        "backend": Option(
+            _choice("file", "vault"),
+            "file",
+            "where keys live: the embedded file keystore or a shared Vault KV v2 mount",
+        ),
+        "lock_timeout": Option(
+            _duration, "30s", "how long to wait for another ekm process holding the keystore lock"
+        ),
     },
     "master_key": {
-        "source": Option(_choice(*MASTER_KEY_SOURCES), "file", "what protects the keystore: "
-                         "a random key file, a passphrase (Argon2id), an HSM key, or Vault Transit"),
+        "source": Option(
+            _choice(*MASTER_KEY_SOURCES),
+            "file",
+            "what protects the keystore: "
+            "a random key file, a passphrase (Argon2id), an HSM key, or Vault Transit",
+        ),
         "key_file": Option(_str, "master.key", "key file, relative to the home (source = file)"),
-        "argon2_memory_kib": Option(_int_range(19 * 1024, 4 * 1024 * 1024), 65536,
-                                    "Argon2id memory in KiB (RFC 9106 second recommended "
-                                    "option: 64 MiB)"),
+        "argon2_memory_kib": Option(
+            _int_range(19 * 1024, 4 * 1024 * 1024),
+            65536,
+            "Argon2id memory in KiB (RFC 9106 second recommended option: 64 MiB)",
+        ),
         "argon2_iterations": Option(_int_range(1, 64), 3, "Argon2id passes"),
         "argon2_parallelism": Option(_int_range(1, 64), 4, "Argon2id lanes"),
-        "hsm_key_label": Option(_str, "ekm-master", "label of the master key object in the "
-                                "token (source = pkcs11)"),
+        "hsm_key_label": Option(
+            _str, "ekm-master", "label of the master key object in the token (source = pkcs11)"
+        ),
     },
     "audit": {
         "log": Option(_str, "audit.log", "audit log file, relative to the home"),
-        "max_bytes": Option(_int_range(0, 2**40), 64 * 1024 * 1024, "rotate the log file past "
-                            "this size (0: never); the chain continues in the next file"),
-        "actor": Option(_str, None, "name recorded as the actor (default: the login user)",
-                        example="ops-team"),
+        "max_bytes": Option(
+            _int_range(0, 2**40),
+            64 * 1024 * 1024,
+            "rotate the log file past this size (0: never); the chain continues in the next file",
+        ),
+        "actor": Option(
+            _str, None, "name recorded as the actor (default: the login user)", example="ops-team"
+        ),
     },
     "cache": {
         "enabled": Option(_bool, True, "cache unwrapped data keys in memory (never on disk)"),
@@ -161,88 +176,174 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "ttl_seconds": Option(_int_range(0, 86400), 300, "seconds a cached data key lives"),
     },
     "rotation": {
-        "default_keep_versions": Option(_int_range(0, 1000), 2, "retired versions kept by "
-                                        "`rotate --complete`, beyond the primary"),
-        "usage_warn_fraction": Option(_num_range(0.0, 1.0), 0.5, "warn when a version has used "
-                                      "this fraction of its message limit (2^32 for AES-GCM)"),
-        "soft_delete_window": Option(_duration, "0s", "destroyed material is kept for this "
-                                     "recovery window (0s, or 7d to 30d) before it is shredded"),
+        "default_keep_versions": Option(
+            _int_range(0, 1000),
+            2,
+            "retired versions kept by `rotate --complete`, beyond the primary",
+        ),
+        "usage_warn_fraction": Option(
+            _num_range(0.0, 1.0),
+            0.5,
+            "warn when a version has used this fraction of its message limit (2^32 for AES-GCM)",
+        ),
+        "soft_delete_window": Option(
+            _duration,
+            "0s",
+            "destroyed material is kept for this "
+            "recovery window (0s, or 7d to 30d) before it is shredded",
+        ),
     },
     "backup": {
         "dir": Option(_str, "backups", "where `ekm backup create` writes, relative to the home"),
     },
     "monitor": {
         "interval": Option(_duration, "60s", "seconds between two checks in --daemon mode"),
-        "webhook": Option(_str, None, "webhook URL for alerts", example="https://alerts.example.com/ekm"),
-        "webhook_secret_env": Option(_str, None, "environment variable holding the HMAC secret "
-                                     "that signs webhook bodies", example="EKM_WEBHOOK_SECRET"),
-        "slack": Option(_str, None, "Slack incoming-webhook URL",
-                        example="https://hooks.slack.com/services/T000/B000/XXXX"),
+        "webhook": Option(
+            _str, None, "webhook URL for alerts", example="https://alerts.example.com/ekm"
+        ),
+        "webhook_secret_env": Option(
+            _str,
+            None,
+            "environment variable holding the HMAC secret that signs webhook bodies",
+            example="EKM_WEBHOOK_SECRET",
+        ),
+        "slack": Option(
+            _str,
+            None,
+            "Slack incoming-webhook URL",
+            example="https://hooks.slack.com/services/T000/B000/XXXX",
+        ),
         "fail_on": Option(_choice(*SEVERITIES), "high", "`monitor --once` exits 1 at or above"),
-        "alert_levels": Option(_str_list, ["CRITICAL", "HIGH", "MEDIUM"], "severities sent "
-                               "to notifiers"),
-        "metrics_port": Option(_int_range(0, 65535), None, "serve Prometheus metrics on this "
-                               "port", example=9464),
+        "alert_levels": Option(
+            _str_list, ["CRITICAL", "HIGH", "MEDIUM"], "severities sent to notifiers"
+        ),
+        "metrics_port": Option(
+            _int_range(0, 65535), None, "serve Prometheus metrics on this port", example=9464
+        ),
         "metrics_bind": Option(_str, "127.0.0.1", "address the metrics endpoint binds"),
-        "metrics_file": Option(_str, None, "write metrics here for node_exporter's textfile "
-                               "collector", example="/var/lib/node_exporter/ekm.prom"),
-        "burst_threshold": Option(_int_range(1, 100000), 5, "failed operations in the window "
-                                  "that count as suspicious activity"),
+        "metrics_file": Option(
+            _str,
+            None,
+            "write metrics here for node_exporter's textfile collector",
+            example="/var/lib/node_exporter/ekm.prom",
+        ),
+        "burst_threshold": Option(
+            _int_range(1, 100000),
+            5,
+            "failed operations in the window that count as suspicious activity",
+        ),
         "burst_window": Option(_duration, "5m", "window for the failed-operation burst check"),
     },
     "pqc": {
         "enabled": Option(_bool, False, "offer post-quantum key types in the default key set"),
-        "algorithms": Option(_str_list, ["ML-KEM-768", "ML-DSA-65"], "post-quantum algorithms "
-                             "(FIPS 203/204 names; CRYSTALS-Kyber/Dilithium accepted)"),
+        "algorithms": Option(
+            _str_list,
+            ["ML-KEM-768", "ML-DSA-65"],
+            "post-quantum algorithms (FIPS 203/204 names; CRYSTALS-Kyber/Dilithium accepted)",
+        ),
         "hybrid_mode": Option(_bool, True, "classical + post-quantum hybrids for new keys"),
     },
 }
 
 KEY_OPTIONS: dict[str, Option] = {
     "type": Option(_key_type, None, "algorithm", example="aes-256-gcm"),
-    "usage": Option(_usage, None, "encryption, signing, mac, key-wrapping, api-auth, "
-                    "key-agreement", example="encryption"),
-    "rotate_every": Option(_duration_or_never, None, "rotation interval (or \"never\")",
-                           example="90d"),
-    "notify_before": Option(_duration, None, "warn this long before rotation is due",
-                            example="7d"),
+    "usage": Option(
+        _usage,
+        None,
+        "encryption, signing, mac, key-wrapping, api-auth, key-agreement",
+        example="encryption",
+    ),
+    "rotate_every": Option(
+        _duration_or_never, None, 'rotation interval (or "never")', example="90d"
+    ),
+    "notify_before": Option(_duration, None, "warn this long before rotation is due", example="7d"),
     "backup": Option(_bool, None, "back the key up before each rotation", example=True),
     "keep_versions": Option(_int_range(0, 1000), None, "retired versions kept", example=2),
     "backend": Option(_choice(*BACKENDS), "file", "file, pkcs11 (HSM) or vault"),
     "labels": Option(_str_map, {}, "free-form labels", example={"team": "payments"}),
 }
-POLICY_OPTIONS = {k: KEY_OPTIONS[k] for k in ("rotate_every", "notify_before", "backup",
-                                               "keep_versions")}
+POLICY_OPTIONS = {
+    k: KEY_OPTIONS[k] for k in ("rotate_every", "notify_before", "backup", "keep_versions")
+}
 
 #: CLI.md "The default key set".
 DEFAULT_KEY_SET: dict[str, dict[str, Any]] = {
-    "database_encryption": {"type": "aes-256-gcm", "usage": "encryption", "rotate_every": "90d",
-                            "backup": True, "notify_before": "7d"},
-    "jwt_signing": {"type": "hmac-sha256", "usage": "signing", "rotate_every": "30d",
-                    "backup": True, "notify_before": "3d"},
-    "api_master": {"type": "hmac-sha256", "usage": "api-auth", "rotate_every": "60d",
-                   "backup": True, "notify_before": "5d"},
-    "api_internal": {"type": "hmac-sha256", "usage": "api-auth", "rotate_every": "60d",
-                     "backup": True, "notify_before": "5d"},
-    "session": {"type": "aes-256-gcm", "usage": "encryption", "rotate_every": "7d",
-                "backup": False, "notify_before": "1d"},
-    "hmac": {"type": "hmac-sha256", "usage": "mac", "rotate_every": "30d", "backup": True,
-             "notify_before": "3d"},
-    "rsa": {"type": "rsa-4096", "usage": "signing", "rotate_every": "365d", "backup": True,
-            "notify_before": "30d"},
+    "database_encryption": {
+        "type": "aes-256-gcm",
+        "usage": "encryption",
+        "rotate_every": "90d",
+        "backup": True,
+        "notify_before": "7d",
+    },
+    "jwt_signing": {
+        "type": "hmac-sha256",
+        "usage": "signing",
+        "rotate_every": "30d",
+        "backup": True,
+        "notify_before": "3d",
+    },
+    "api_master": {
+        "type": "hmac-sha256",
+        "usage": "api-auth",
+        "rotate_every": "60d",
+        "backup": True,
+        "notify_before": "5d",
+    },
+    "api_internal": {
+        "type": "hmac-sha256",
+        "usage": "api-auth",
+        "rotate_every": "60d",
+        "backup": True,
+        "notify_before": "5d",
+    },
+    "session": {
+        "type": "aes-256-gcm",
+        "usage": "encryption",
+        "rotate_every": "7d",
+        "backup": False,
+        "notify_before": "1d",
+    },
+    "hmac": {
+        "type": "hmac-sha256",
+        "usage": "mac",
+        "rotate_every": "30d",
+        "backup": True,
+        "notify_before": "3d",
+    },
+    "rsa": {
+        "type": "rsa-4096",
+        "usage": "signing",
+        "rotate_every": "365d",
+        "backup": True,
+        "notify_before": "30d",
+    },
 }
 
 #: With [pqc] hybrid_mode, the default key set gains these.
 PQC_KEY_SET: dict[str, dict[str, Any]] = {
-    "pq_recipient": {"type": "x25519-ml-kem-768", "usage": "encryption", "rotate_every": "365d",
-                     "backup": True, "notify_before": "30d"},
-    "pq_signing": {"type": "ed25519-ml-dsa-65", "usage": "signing", "rotate_every": "365d",
-                   "backup": True, "notify_before": "30d"},
+    "pq_recipient": {
+        "type": "x25519-ml-kem-768",
+        "usage": "encryption",
+        "rotate_every": "365d",
+        "backup": True,
+        "notify_before": "30d",
+    },
+    "pq_signing": {
+        "type": "ed25519-ml-dsa-65",
+        "usage": "signing",
+        "rotate_every": "365d",
+        "backup": True,
+        "notify_before": "30d",
+    },
 }
 
 #: Fallback policy by type family when neither the key nor [policy."TYPE"] says.
-FALLBACK_POLICY = {"rotate_every": "90d", "notify_before": "7d", "backup": True,
-                   "keep_versions": None}
+FALLBACK_POLICY = {
+    "rotate_every": "90d",
+    "notify_before": "7d",
+    "backup": True,
+    "keep_versions": None,
+}
 
 
 @dataclass
@@ -291,8 +392,9 @@ class Config:
 # --------------------------------------------------------------------------------------
 # Locate / load / validate
 # --------------------------------------------------------------------------------------
-def locate(home: Path, explicit: str | os.PathLike | None = None,
-           env: Mapping[str, str] = os.environ) -> Path:
+def locate(
+    home: Path, explicit: str | os.PathLike | None = None, env: Mapping[str, str] = os.environ
+) -> Path:
     """The config path: ``--config``, then ``EKM_CONFIG``, then ``$EKM_HOME/ekm.toml``."""
     if explicit:
         return Path(explicit)
@@ -307,8 +409,9 @@ def load(path: Path, *, required: bool = True) -> Config:
         st = path.stat()
     except FileNotFoundError:
         if required:
-            raise ConfigError(f"{path}: no such config file (run `ekm deploy` first, or pass "
-                              "--config FILE)") from None
+            raise ConfigError(
+                f"{path}: no such config file (run `ekm deploy` first, or pass --config FILE)"
+            ) from None
         return validate({}, None)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
@@ -387,7 +490,7 @@ def validate(raw: dict[str, Any], path: Path | None) -> Config:
         try:
             key_type = parse_type(type_name).value
         except ValueError as exc:
-            raise ConfigError(f"{where}: [policy.\"{type_name}\"]: {exc}") from None
+            raise ConfigError(f'{where}: [policy."{type_name}"]: {exc}') from None
         policies[key_type] = _check_table(where, f'policy."{type_name}"', table, POLICY_OPTIONS)
 
     cfg = Config(path=path, sections=sections, keys={}, policies=policies, raw=raw)
@@ -464,8 +567,9 @@ def render(raw: Mapping[str, Any]) -> bytes:
     return (header + tomli_w.dumps(dict(raw))).encode()
 
 
-def initial_config(master_key_source: str, *, storage_backend: str = "file",
-                   pqc: bool = False) -> dict[str, Any]:
+def initial_config(
+    master_key_source: str, *, storage_backend: str = "file", pqc: bool = False
+) -> dict[str, Any]:
     """The ekm.toml that ``ekm deploy`` writes: the default key set, spelled out."""
     raw: dict[str, Any] = {
         "storage": {"backend": storage_backend},

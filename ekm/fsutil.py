@@ -42,8 +42,7 @@ def check_private(path: Path, *, is_dir: bool | None = None) -> None:
     if mode & 0o077:
         want = "0700" if stat.S_ISDIR(st.st_mode) else "0600"
         raise UnsafePermissionsError(
-            f"{path} has mode {mode:04o}; group or others can access it "
-            f"(run: chmod {want} {path})"
+            f"{path} has mode {mode:04o}; group or others can access it (run: chmod {want} {path})"
         )
     if st.st_uid != os.geteuid():
         raise UnsafePermissionsError(
@@ -71,6 +70,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         try:
+            os.fchmod(fd, mode)  # the umask must not narrow (or widen) what was asked for
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)

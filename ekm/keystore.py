@@ -80,16 +80,22 @@ class Keystore:
             if not isinstance(doc.get("meta"), dict) or not isinstance(doc.get("material"), dict):
                 raise ValueError
         except (ValueError, UnicodeDecodeError):
-            raise IntegrityError(f"{where} is not a valid key document (tampered or truncated); "
-                                 "restore it from a backup") from None
+            raise IntegrityError(
+                f"{where} is not a valid key document (tampered or truncated); "
+                "restore it from a backup"
+            ) from None
         if self._mac_key is not None:
             want = self._mac(doc)
             if not isinstance(doc.get("mac"), str) or not hmac.compare_digest(doc["mac"], want):
-                raise IntegrityError(f"{where} failed its integrity check (edited or tampered); "
-                                     "restore it from a backup")
+                raise IntegrityError(
+                    f"{where} failed its integrity check (edited or tampered); "
+                    "restore it from a backup"
+                )
         if doc["meta"].get("name") != name:
-            raise IntegrityError(f"{where} holds key {str(doc['meta'].get('name'))[:64]!r}, not "
-                                 f"{name!r} (renamed or swapped file)")
+            raise IntegrityError(
+                f"{where} holds key {str(doc['meta'].get('name'))[:64]!r}, not "
+                f"{name!r} (renamed or swapped file)"
+            )
         self._docs[name] = (doc, token)
         return doc, token
 
@@ -121,8 +127,10 @@ class Keystore:
         kv = key.version(version)
         blob = doc["material"].get(str(version))
         if blob is None:
-            raise NotFoundError(f"key {name!r} version {version} has no material here "
-                                f"(state {kv.state.value}, backend {key.backend})")
+            raise NotFoundError(
+                f"key {name!r} version {version} has no material here "
+                f"(state {kv.state.value}, backend {key.backend})"
+            )
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -134,12 +142,20 @@ class Keystore:
                 raw[:12], raw[12:], material_aad(name, version, key.type_of(kv))
             )
         except (InvalidTag, ValueError, TypeError):
-            raise IntegrityError(f"{self._where(name)}: material of version {version} failed "
-                                 "authentication (tampered); restore it from a backup") from None
+            raise IntegrityError(
+                f"{self._where(name)}: material of version {version} failed "
+                "authentication (tampered); restore it from a backup"
+            ) from None
 
     # -- writing ----------------------------------------------------------------------------
-    def save(self, key: Key, *, add_material: dict[int, bytes] | None = None,
-             drop_material: set[int] | frozenset[int] = frozenset(), create: bool = False) -> None:
+    def save(
+        self,
+        key: Key,
+        *,
+        add_material: dict[int, bytes] | None = None,
+        drop_material: set[int] | frozenset[int] = frozenset(),
+        create: bool = False,
+    ) -> None:
         """Write a key's metadata with material added or removed, atomically."""
         if self._wrap_key is None:
             raise IntegrityError("the master key is locked; cannot change the keystore")
@@ -147,8 +163,10 @@ class Keystore:
             if self.store.read(key.name) is not None:
                 from ekm.errors import KeyExistsError
 
-                raise KeyExistsError(f"key {key.name!r} already exists; use `ekm rotate "
-                                     f"{key.name}` to make a new version")
+                raise KeyExistsError(
+                    f"key {key.name!r} already exists; use `ekm rotate "
+                    f"{key.name}` to make a new version"
+                )
             material: dict[str, str] = {}
             token = None
         else:

@@ -36,6 +36,7 @@ from ekm.home import HomeLayout, default_home
 from ekm.keystore import Keystore
 from ekm.masterkey import MasterKeyOptions, RootKey
 from ekm.model import Key, KeyVersion, RotationPolicy
+from ekm.rotation.ops import RotationOps
 from ekm.timeutil import iso, parse_duration, utcnow
 
 PassphraseProvider = Callable[[bool], str]
@@ -53,7 +54,7 @@ def default_usage(key_type: KeyType) -> KeyUsage:
     return _DEFAULT_USAGE_BY_FAMILY[spec(key_type).family]
 
 
-class KeyManager:
+class KeyManager(RotationOps):
     """Generate, store, rotate, use and audit the keys of one ekm home."""
 
     def __init__(
@@ -107,8 +108,10 @@ class KeyManager:
         if hsm and hsm.get("enabled", True):
             mapped = {k: v for k, v in hsm.items() if k not in ("enabled", "provider")}
             if "pin" in mapped:
-                warnings.warn("hsm_config['pin'] holds the PIN in code; prefer pin_env or "
-                              "pin_file", stacklevel=3)
+                warnings.warn(
+                    "hsm_config['pin'] holds the PIN in code; prefer pin_env or pin_file",
+                    stacklevel=3,
+                )
             c.hsm = {**(c.hsm or {}), **mapped}
         if vault and vault.get("enabled", True):
             c.vault = {**(c.vault or {}), **{k: v for k, v in vault.items() if k != "enabled"}}
@@ -142,8 +145,9 @@ class KeyManager:
         if not self.home.exists():
             raise NotFoundError(f"no ekm home at {self.home} (run `ekm deploy`, or pass --home)")
         if not self.deployed:
-            raise NotFoundError(f"{self.home} is not an ekm home: master.json is missing (run "
-                                "`ekm deploy`)")
+            raise NotFoundError(
+                f"{self.home} is not an ekm home: master.json is missing (run `ekm deploy`)"
+            )
         check_private(self.home)
 
     def _document_store(self) -> Any:
@@ -151,8 +155,9 @@ class KeyManager:
         if backend == "vault":
             from ekm.backends.vaultstore import VaultDocumentStore
 
-            return VaultDocumentStore(self.vault_client(), lock_path=self.layout.lock,
-                                      lock_timeout=self._lock_timeout)
+            return VaultDocumentStore(
+                self.vault_client(), lock_path=self.layout.lock, lock_timeout=self._lock_timeout
+            )
         return FileDocumentStore(self.layout.keys_dir, self.layout.lock, self._lock_timeout)
 
     @property
@@ -170,8 +175,12 @@ class KeyManager:
             path = Path(section["log"])
             if not path.is_absolute():
                 path = self.home / path
-            self._audit = AuditLog(path, actor=section["actor"], max_bytes=section["max_bytes"],
-                                   mac_key=self._root.derive("audit-mac") if self._root else None)
+            self._audit = AuditLog(
+                path,
+                actor=section["actor"],
+                max_bytes=section["max_bytes"],
+                mac_key=self._root.derive("audit-mac") if self._root else None,
+            )
         return self._audit
 
     def _passphrase_for(self, new: bool) -> str:
@@ -181,8 +190,10 @@ class KeyManager:
             return self.env["EKM_PASSPHRASE"]
         if self._passphrase_provider is not None:
             return self._passphrase_provider(new)
-        raise ConfigError("the master key is passphrase-derived: set EKM_PASSPHRASE or run ekm "
-                          "on a terminal to be asked")
+        raise ConfigError(
+            "the master key is passphrase-derived: set EKM_PASSPHRASE or run ekm "
+            "on a terminal to be asked"
+        )
 
     def _master_options(self, source: str | None = None) -> MasterKeyOptions:
         mk = self.config.sections["master_key"]
@@ -221,14 +232,17 @@ class KeyManager:
     def unlocked(self) -> bool:
         return self._root is not None
 
-    def _audit_failure(self, op: str, key: str | None, version: int | None,
-                       exc: EkmError) -> None:
+    def _audit_failure(self, op: str, key: str | None, version: int | None, exc: EkmError) -> None:
         """Record a failed operation; never masks the original error."""
         try:
             if self.layout.root.exists():
-                self.audit_log.append(op, key=key, version=version, result="denied"
-                                      if isinstance(exc, IntegrityError) else "error",
-                                      error=type(exc).__name__)
+                self.audit_log.append(
+                    op,
+                    key=key,
+                    version=version,
+                    result="denied" if isinstance(exc, IntegrityError) else "error",
+                    error=type(exc).__name__,
+                )
         except EkmError:
             pass
 
@@ -236,12 +250,15 @@ class KeyManager:
         """The PKCS#11 token of ``[hsm]`` (opened once per process)."""
         if self._token is None:
             if not self.config.hsm:
-                raise ConfigError(f"{self.config.source}: the [hsm] section is missing; it is "
-                                  "needed for the pkcs11 backend or master key")
+                raise ConfigError(
+                    f"{self.config.source}: the [hsm] section is missing; it is "
+                    "needed for the pkcs11 backend or master key"
+                )
             from ekm.backends.pkcs11_token import HsmSettings, Token
 
-            settings = HsmSettings.from_mapping(self.config.hsm, env=self.env,
-                                                source=self.config.source)
+            settings = HsmSettings.from_mapping(
+                self.config.hsm, env=self.env, source=self.config.source
+            )
             self._token = Token.open(settings)
         return self._token
 
@@ -249,20 +266,29 @@ class KeyManager:
         """The Vault client of ``[vault]`` (hvac imported only now)."""
         if self._vault is None:
             if self.config.vault is None and not self.env.get("VAULT_ADDR"):
-                raise ConfigError(f"{self.config.source}: the [vault] section is missing; it is "
-                                  "needed for the vault backend or master key")
+                raise ConfigError(
+                    f"{self.config.source}: the [vault] section is missing; it is "
+                    "needed for the vault backend or master key"
+                )
             from ekm.backends.vault_client import VaultClient, VaultSettings
 
-            settings = VaultSettings.from_mapping(self.config.vault or {}, env=self.env,
-                                                  source=self.config.source)
+            settings = VaultSettings.from_mapping(
+                self.config.vault or {}, env=self.env, source=self.config.source
+            )
             self._vault = VaultClient(settings)
         return self._vault
 
     # ------------------------------------------------------------------------------------
     # Deploy
     # ------------------------------------------------------------------------------------
-    def deploy(self, *, master_key: str | None = None, dry_run: bool = False,
-               generate_keys: bool = True, now: datetime | None = None) -> dict[str, Any]:
+    def deploy(
+        self,
+        *,
+        master_key: str | None = None,
+        dry_run: bool = False,
+        generate_keys: bool = True,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
         """First deployment, idempotent: home, ekm.toml, master key, audit log, key set.
 
         Returns ``{"home", "dry_run", "changed", "actions": [{"step", "status", "detail"}]}``
@@ -275,8 +301,13 @@ class KeyManager:
             if done:
                 actions.append({"step": step, "status": "exists", "detail": detail})
             else:
-                actions.append({"step": step, "status": "would create" if dry_run else status,
-                                "detail": detail})
+                actions.append(
+                    {
+                        "step": step,
+                        "status": "would create" if dry_run else status,
+                        "detail": detail,
+                    }
+                )
 
         # 1. home
         home_existed = self.home.exists()
@@ -287,17 +318,20 @@ class KeyManager:
 
         # 2. config
         cfg_path = getattr(self, "config_path", self.home / cfgmod.CONFIG_NAME)
-        source = master_key or (self.config.get("master_key", "source") if self.config.path
-                                else "file")
+        source = master_key or (
+            self.config.get("master_key", "source") if self.config.path else "file"
+        )
         if source not in cfgmod.MASTER_KEY_SOURCES:
-            raise UsageError(f"--master-key {source!r}: expected one of "
-                             + ", ".join(cfgmod.MASTER_KEY_SOURCES))
+            raise UsageError(
+                f"--master-key {source!r}: expected one of " + ", ".join(cfgmod.MASTER_KEY_SOURCES)
+            )
         cfg_exists = cfg_path.exists()
         if not cfg_exists and not dry_run:
             from ekm.fsutil import atomic_write
 
             raw = cfgmod.initial_config(
-                source, storage_backend=self.config.get("storage", "backend"),
+                source,
+                storage_backend=self.config.get("storage", "backend"),
                 pqc=self.config.get("pqc", "enabled") and self.config.get("pqc", "hybrid_mode"),
             )
             if self.config.hsm:
@@ -316,8 +350,10 @@ class KeyManager:
 
             current = masterkey.read_meta(self.home)["source"]
             if current != master_key:
-                raise UsageError(f"this home's master key source is {current}; changing it to "
-                                 f"{master_key} is not done by deploy")
+                raise UsageError(
+                    f"this home's master key source is {current}; changing it to "
+                    f"{master_key} is not done by deploy"
+                )
         if not master_exists and not dry_run:
             from ekm import masterkey
 
@@ -342,8 +378,7 @@ class KeyManager:
             if missing and not dry_run:
                 self.generate_missing(missing, now=now)
         changed = any(a["status"] != "exists" for a in actions)
-        return {"home": str(self.home), "dry_run": dry_run, "changed": changed,
-                "actions": actions}
+        return {"home": str(self.home), "dry_run": dry_run, "changed": changed, "actions": actions}
 
     def _key_exists(self, name: str) -> bool:
         return self.keystore.exists(name)
@@ -372,11 +407,19 @@ class KeyManager:
     # ------------------------------------------------------------------------------------
     # Generate
     # ------------------------------------------------------------------------------------
-    def generate(self, name: str | None = None, *, type: str | KeyType | None = None,
-                 usage: str | KeyUsage | None = None, rotate_every: str | None = None,
-                 notify_before: str | None = None, backup: bool | None = None,
-                 backend: str | None = None, labels: Mapping[str, str] | None = None,
-                 now: datetime | None = None) -> list[Key]:
+    def generate(
+        self,
+        name: str | None = None,
+        *,
+        type: str | KeyType | None = None,
+        usage: str | KeyUsage | None = None,
+        rotate_every: str | None = None,
+        notify_before: str | None = None,
+        backup: bool | None = None,
+        backend: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> list[Key]:
         """Create one key (``name``) or every configured key that does not exist yet."""
         if name is None:
             self._require_deployed()
@@ -385,8 +428,9 @@ class KeyManager:
         cfgmod.check_key_name(name)
         configured = self.config.keys.get(name)
         if type is None and configured is None:
-            raise UsageError(f"key {name!r} is not in the configured key set; give --type "
-                             "(and --usage)")
+            raise UsageError(
+                f"key {name!r} is not in the configured key set; give --type (and --usage)"
+            )
         try:
             key_type = parse_type(type) if type is not None else configured.type
             key_usage = parse_usage(usage) if usage is not None else None
@@ -399,14 +443,18 @@ class KeyManager:
         else:
             key_usage = default_usage(key_type)
         if key_usage not in spec(key_type).usages:
-            raise UsageError(f"key type {key_type.value} cannot be used for {key_usage.value}; "
-                             "valid usages: " + ", ".join(sorted(u.value for u in spec(key_type).usages)))
-        overrides = {"rotate_every": rotate_every, "notify_before": notify_before,
-                     "backup": backup}
+            raise UsageError(
+                f"key type {key_type.value} cannot be used for {key_usage.value}; "
+                "valid usages: " + ", ".join(sorted(u.value for u in spec(key_type).usages))
+            )
+        overrides = {"rotate_every": rotate_every, "notify_before": notify_before, "backup": backup}
         if configured is not None and configured.type == key_type:
-            base = {"rotate_every": configured.rotate_every or "never",
-                    "notify_before": configured.notify_before, "backup": configured.backup,
-                    "keep_versions": configured.keep_versions}
+            base = {
+                "rotate_every": configured.rotate_every or "never",
+                "notify_before": configured.notify_before,
+                "backup": configured.backup,
+                "keep_versions": configured.keep_versions,
+            }
             base.update({k: v for k, v in overrides.items() if v is not None})
             overrides = base
         for field_name in ("rotate_every", "notify_before"):
@@ -427,21 +475,36 @@ class KeyManager:
         keys = []
         for name in names:
             ks = self.config.keys[name]
-            policy = self.config.policy_for(ks.type.value, {
-                "rotate_every": ks.rotate_every or "never", "notify_before": ks.notify_before,
-                "backup": ks.backup, "keep_versions": ks.keep_versions})
-            keys.append(self._new_key(name, ks.type, ks.usage, policy, ks.backend,
-                                      ks.labels, now))
+            policy = self.config.policy_for(
+                ks.type.value,
+                {
+                    "rotate_every": ks.rotate_every or "never",
+                    "notify_before": ks.notify_before,
+                    "backup": ks.backup,
+                    "keep_versions": ks.keep_versions,
+                },
+            )
+            keys.append(self._new_key(name, ks.type, ks.usage, policy, ks.backend, ks.labels, now))
         return self._create_keys(keys, now=now)
 
-    def _new_key(self, name: str, key_type: KeyType, usage: KeyUsage, policy: Mapping[str, Any],
-                 backend: str, labels: Mapping[str, str], now: datetime | None) -> Key:
+    def _new_key(
+        self,
+        name: str,
+        key_type: KeyType,
+        usage: KeyUsage,
+        policy: Mapping[str, Any],
+        backend: str,
+        labels: Mapping[str, str],
+        now: datetime | None,
+    ) -> Key:
         now = now or utcnow()
         if backend not in cfgmod.BACKENDS:
             raise UsageError(f"--backend {backend!r}: expected one of {', '.join(cfgmod.BACKENDS)}")
         if backend == "vault" and self.config.get("storage", "backend") != "vault":
-            raise UsageError("--backend vault needs the keystore on Vault: set [storage] backend "
-                             "= \"vault\" in ekm.toml (or run `ekm keys migrate --to vault`)")
+            raise UsageError(
+                "--backend vault needs the keystore on Vault: set [storage] backend "
+                '= "vault" in ekm.toml (or run `ekm keys migrate --to vault`)'
+            )
         if backend == "vault":
             backend = "file"  # material is wrapped in the keystore document, which Vault holds
         interval = policy.get("rotate_every")
@@ -469,17 +532,28 @@ class KeyManager:
             store.forget()
             for key in keys:
                 if store.exists(key.name):
-                    raise KeyExistsError(f"key {key.name!r} already exists; use `ekm rotate "
-                                         f"{key.name}` to make a new version")
+                    raise KeyExistsError(
+                        f"key {key.name!r} already exists; use `ekm rotate "
+                        f"{key.name}` to make a new version"
+                    )
             for key in keys:
                 material = self._make_material(key, key.versions[0])
                 store.save(key, add_material=material, create=True)
                 created.append(key)
-            self.audit_log.append_many([
-                {"op": "generate", "key": k.name, "version": 1, "result": "ok",
-                 "type": k.type.value, "backend": k.backend, "now": now}
-                for k in created
-            ])
+            self.audit_log.append_many(
+                [
+                    {
+                        "op": "generate",
+                        "key": k.name,
+                        "version": 1,
+                        "result": "ok",
+                        "type": k.type.value,
+                        "backend": k.backend,
+                        "now": now,
+                    }
+                    for k in created
+                ]
+            )
         return created
 
     def _make_material(self, key: Key, version: KeyVersion) -> dict[int, bytes]:
@@ -509,8 +583,9 @@ class KeyManager:
         """One key's metadata; NotFoundError for an unknown name."""
         return self.keystore.load(name)
 
-    def get_key(self, name: str, usage: str | KeyUsage | None = None,
-                version: int | None = None) -> bytes:
+    def get_key(
+        self, name: str, usage: str | KeyUsage | None = None, version: int | None = None
+    ) -> bytes:
         """The material of ``name`` (primary version unless ``version``), audit-logged.
 
         ``usage`` guards against using a key for the wrong purpose (one key, one purpose).
@@ -519,15 +594,21 @@ class KeyManager:
         self.unlock()
         key = self.keystore.load(name)
         if usage is not None and parse_usage(getattr(usage, "value", usage)) is not key.usage:
-            raise UsageError(f"key {name!r} is for {key.usage.value}, not "
-                             f"{parse_usage(getattr(usage, 'value', usage)).value}")
+            raise UsageError(
+                f"key {name!r} is for {key.usage.value}, not "
+                f"{parse_usage(getattr(usage, 'value', usage)).value}"
+            )
         kv = key.version(version)
         if kv.state not in (KeyState.PRIMARY, KeyState.ACTIVE, KeyState.PENDING):
-            raise NotFoundError(f"key {name!r} version {kv.version} is {kv.state.value}; its "
-                                "material cannot be used")
+            raise NotFoundError(
+                f"key {name!r} version {kv.version} is {kv.state.value}; its "
+                "material cannot be used"
+            )
         if key.backend == "pkcs11":
-            raise UsageError(f"key {name!r} lives in the HSM and is not extractable; use "
-                             "ekm's encrypt/sign operations")
+            raise UsageError(
+                f"key {name!r} lives in the HSM and is not extractable; use "
+                "ekm's encrypt/sign operations"
+            )
         self.audit_log.ensure_writable()
         secret = self.keystore.material(name, kv.version)
         self.audit_log.append("key.read", key=name, version=kv.version)
@@ -570,19 +651,25 @@ class KeyManager:
             "time": iso(now),
             "keys": keys,
             "backends": {
-                "storage": {"kind": self.config.get("storage", "backend"),
-                            "location": self.keystore.store.describe()},
+                "storage": {
+                    "kind": self.config.get("storage", "backend"),
+                    "location": self.keystore.store.describe(),
+                },
                 "master_key": {"source": meta["source"], "key_id": meta.get("key_id")},
             },
-            "audit_log": {"path": str(log.path), "files": len(files),
-                          "bytes": sum(p.stat().st_size for p in files)},
+            "audit_log": {
+                "path": str(log.path),
+                "files": len(files),
+                "bytes": sum(p.stat().st_size for p in files),
+            },
         }
 
     # ------------------------------------------------------------------------------------
     # Export
     # ------------------------------------------------------------------------------------
-    def export_key(self, name: str, *, version: int | None = None, public: bool = False,
-                   fmt: str = "pem") -> bytes:
+    def export_key(
+        self, name: str, *, version: int | None = None, public: bool = False, fmt: str = "pem"
+    ) -> bytes:
         """Export a key version: the public half, or (explicitly) the secret material."""
         key = self.keystore.load(name)
         kv = key.version(version)
@@ -590,8 +677,10 @@ class KeyManager:
         if kv.state is KeyState.DESTROYED:
             raise NotFoundError(f"key {name!r} version {kv.version} is destroyed")
         if public and not spec(key_type).asymmetric:
-            raise UsageError(f"key {name!r} is symmetric ({key_type.value}); it has no public "
-                             "part (use --reveal to export the secret)")
+            raise UsageError(
+                f"key {name!r} is symmetric ({key_type.value}); it has no public "
+                "part (use --reveal to export the secret)"
+            )
         self.unlock()
         self.audit_log.ensure_writable()
         from ekm.crypto import export
@@ -599,16 +688,24 @@ class KeyManager:
         kid = f"{name}:v{kv.version}"
         if key.backend == "pkcs11":
             if not public:
-                raise UsageError(f"key {name!r} lives in the HSM and is not extractable; only "
-                                 "--public works")
-            der = self.hsm_token().public_key_der(kv.backend_ref or self.hsm_label(name, kv.version),
-                                                  key_type)
+                raise UsageError(
+                    f"key {name!r} lives in the HSM and is not extractable; only --public works"
+                )
+            der = self.hsm_token().public_key_der(
+                kv.backend_ref or self.hsm_label(name, kv.version), key_type
+            )
             out = export.export_public_der(key_type, der, fmt=fmt, kid=kid)
         else:
-            out = export.export_key(key_type, self.keystore.material(name, kv.version), fmt=fmt,
-                                    public=public, kid=kid)
-        self.audit_log.append("key.export", key=name, version=kv.version,
-                              part="public" if public else "secret", format=fmt)
+            out = export.export_key(
+                key_type, self.keystore.material(name, kv.version), fmt=fmt, public=public, kid=kid
+            )
+        self.audit_log.append(
+            "key.export",
+            key=name,
+            version=kv.version,
+            part="public" if public else "secret",
+            format=fmt,
+        )
         return out
 
     def export_jwks(self, name: str) -> bytes:
@@ -620,8 +717,9 @@ class KeyManager:
 
         key = self.keystore.load(name)
         if not spec(key.type).asymmetric:
-            raise UsageError(f"key {name!r} is symmetric ({key.type.value}); a JWKS publishes "
-                             "public keys only")
+            raise UsageError(
+                f"key {name!r} is symmetric ({key.type.value}); a JWKS publishes public keys only"
+            )
         self.unlock()
         entries = []
         for kv in key.versions:
@@ -630,12 +728,20 @@ class KeyManager:
             kid = f"{name}:v{kv.version}"
             key_type = key.type_of(kv)
             if key.backend == "pkcs11":
-                der = self.hsm_token().public_key_der(kv.backend_ref or
-                                                      self.hsm_label(name, kv.version), key_type)
+                der = self.hsm_token().public_key_der(
+                    kv.backend_ref or self.hsm_label(name, kv.version), key_type
+                )
                 jwk = json.loads(export.export_public_der(key_type, der, fmt="jwk", kid=kid))
             else:
-                jwk = json.loads(export.export_key(key_type, self.keystore.material(
-                    name, kv.version), fmt="jwk", public=True, kid=kid))
+                jwk = json.loads(
+                    export.export_key(
+                        key_type,
+                        self.keystore.material(name, kv.version),
+                        fmt="jwk",
+                        public=True,
+                        kid=kid,
+                    )
+                )
             entries.append(jwk)
         self.audit_log.append("key.export", key=name, part="public", format="jwks")
         return (json.dumps({"keys": entries}, indent=2) + "\n").encode()
@@ -654,10 +760,12 @@ class KeyManager:
             return pkcs11_token.HsmDiagnosis(
                 connected=False,
                 error_message=f"{self.config.source}: no [hsm] section; set [hsm] library_path "
-                "and token_label to use a PKCS#11 module")
+                "and token_label to use a PKCS#11 module",
+            )
         try:
-            settings = pkcs11_token.HsmSettings.from_mapping(self.config.hsm, env=self.env,
-                                                             source=self.config.source)
+            settings = pkcs11_token.HsmSettings.from_mapping(
+                self.config.hsm, env=self.env, source=self.config.source
+            )
         except EkmError as exc:
             return pkcs11_token.HsmDiagnosis(connected=False, error_message=str(exc))
         return pkcs11_token.diagnose(settings)

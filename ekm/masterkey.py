@@ -116,16 +116,24 @@ def create(home: Path, opts: MasterKeyOptions) -> RootKey:
         meta["wrapped_root"] = _b64(_aead_wrap(kek, bytes(root), _ROOT_AAD))
     elif opts.source == "passphrase":
         if opts.passphrase is None:
-            raise ConfigError("the master key is passphrase-derived: set EKM_PASSPHRASE or run "
-                              "ekm on a terminal to be asked")
+            raise ConfigError(
+                "the master key is passphrase-derived: set EKM_PASSPHRASE or run "
+                "ekm on a terminal to be asked"
+            )
         passphrase = opts.passphrase(True)
         if len(passphrase) < 12:
             raise InvalidError("the passphrase must have at least 12 characters")
         salt = os.urandom(16)
         memory, iterations, lanes = opts.argon2
         kek = _argon2_kek(passphrase, salt, memory, iterations, lanes)
-        meta["kdf"] = {"name": "argon2id", "salt": _b64(salt), "memory_kib": memory,
-                       "iterations": iterations, "parallelism": lanes, "version": 19}
+        meta["kdf"] = {
+            "name": "argon2id",
+            "salt": _b64(salt),
+            "memory_kib": memory,
+            "iterations": iterations,
+            "parallelism": lanes,
+            "version": 19,
+        }
         meta["wrapped_root"] = _b64(_aead_wrap(kek, bytes(root), _ROOT_AAD))
     elif opts.source == "pkcs11":
         token = _need(opts.hsm, "pkcs11", "[hsm]")
@@ -163,8 +171,10 @@ def read_meta(home: Path) -> dict[str, Any]:
         if not isinstance(meta.get("source"), str) or not isinstance(meta.get("wrapped_root"), str):
             raise ValueError
     except (ValueError, UnicodeDecodeError):
-        raise IntegrityError(f"{path} is not a valid ekm master key record (tampered or "
-                             "truncated); restore it from a backup") from None
+        raise IntegrityError(
+            f"{path} is not a valid ekm master key record (tampered or "
+            "truncated); restore it from a backup"
+        ) from None
     return meta
 
 
@@ -184,33 +194,44 @@ def open_root(home: Path, opts: MasterKeyOptions) -> RootKey:
             try:
                 salt = _unb64(kdf["salt"])
                 params = (int(kdf["memory_kib"]), int(kdf["iterations"]), int(kdf["parallelism"]))
-                if not (8 <= params[0] <= 4 * 1024 * 1024 and 1 <= params[1] <= 64
-                        and 1 <= params[2] <= 64 and len(salt) >= 16):
+                if not (
+                    8 <= params[0] <= 4 * 1024 * 1024
+                    and 1 <= params[1] <= 64
+                    and 1 <= params[2] <= 64
+                    and len(salt) >= 16
+                ):
                     raise ValueError
             except (KeyError, TypeError, ValueError):
-                raise IntegrityError(f"{home / MASTER_META}: Argon2id parameters are invalid "
-                                     "(tampered?)") from None
+                raise IntegrityError(
+                    f"{home / MASTER_META}: Argon2id parameters are invalid (tampered?)"
+                ) from None
             if opts.passphrase is None:
-                raise ConfigError("the master key is passphrase-derived: set EKM_PASSPHRASE or "
-                                  "run ekm on a terminal to be asked")
+                raise ConfigError(
+                    "the master key is passphrase-derived: set EKM_PASSPHRASE or "
+                    "run ekm on a terminal to be asked"
+                )
             kek = _argon2_kek(opts.passphrase(False), salt, *params)
             try:
                 root = _aead_unwrap(kek, _unb64(wrapped), _ROOT_AAD)
             except InvalidTag:
-                raise IntegrityError("wrong passphrase: the master key could not be unlocked "
-                                     "(check EKM_PASSPHRASE)") from None
+                raise IntegrityError(
+                    "wrong passphrase: the master key could not be unlocked (check EKM_PASSPHRASE)"
+                ) from None
         elif source == "pkcs11":
             token = _need(opts.hsm, "pkcs11", "[hsm]")
-            root = token.unwrap_with(str(meta.get("hsm_key_label", opts.hsm_key_label)),
-                                     _unb64(wrapped))
+            root = token.unwrap_with(
+                str(meta.get("hsm_key_label", opts.hsm_key_label)), _unb64(wrapped)
+            )
         elif source == "vault-transit":
             client = _need(opts.vault, "vault-transit", "[vault]")
             root = client.transit_decrypt(wrapped, context=_ROOT_AAD)
         else:
             raise IntegrityError(f"{home / MASTER_META}: unknown master key source {source!r}")
     except InvalidTag:
-        raise IntegrityError(f"{home / MASTER_META}: the wrapped root key failed authentication "
-                             "(tampered, or the master key file does not belong to it)") from None
+        raise IntegrityError(
+            f"{home / MASTER_META}: the wrapped root key failed authentication "
+            "(tampered, or the master key file does not belong to it)"
+        ) from None
     if len(root) != 32:
         raise IntegrityError(f"{home / MASTER_META}: the root key has the wrong length")
     rk = RootKey(bytearray(root))
@@ -221,13 +242,15 @@ def open_root(home: Path, opts: MasterKeyOptions) -> RootKey:
 
 def _read_key_file(path: Path) -> bytes:
     if not path.exists():
-        raise NotFoundError(f"{path} is missing: the master key file is needed to unlock the "
-                            "keystore (restore it from your backup)")
+        raise NotFoundError(
+            f"{path} is missing: the master key file is needed to unlock the "
+            "keystore (restore it from your backup)"
+        )
     data = read_private(path, limit=4096)
     if not data.startswith(_KEYFILE_MAGIC):
         raise IntegrityError(f"{path} is not an ekm master key file (tampered or truncated)")
     try:
-        kek = base64.b64decode(data[len(_KEYFILE_MAGIC):].strip(), validate=True)
+        kek = base64.b64decode(data[len(_KEYFILE_MAGIC) :].strip(), validate=True)
     except ValueError:
         kek = b""
     if len(kek) != 32:

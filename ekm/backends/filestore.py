@@ -39,8 +39,9 @@ class FileDocumentStore:
         except FileNotFoundError:
             return []
         check_private(self.directory)
-        return sorted(e[: -len(SUFFIX)] for e in entries
-                      if e.endswith(SUFFIX) and not e.startswith("."))
+        return sorted(
+            e[: -len(SUFFIX)] for e in entries if e.endswith(SUFFIX) and not e.startswith(".")
+        )
 
     def unexpected_files(self) -> list[str]:
         """Entries that are not key documents (for audits and the monitor)."""

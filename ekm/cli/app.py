@@ -6,8 +6,6 @@ Each command lives in its own module under ``ekm.cli.commands`` and registers it
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from ekm import __version__
@@ -29,7 +27,9 @@ COMMAND_MODULES = [
     "deploy",
     "generate",
     "status",
+    "rotate",
     "keys",
+    "backup",
 ]
 
 
@@ -42,16 +42,24 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    home: Optional[str] = typer.Option(  # noqa: UP007 (typer needs Optional on 3.10)
-        None, "--home", envvar="EKM_HOME", metavar="DIR",
+    home: str | None = typer.Option(
+        None,
+        "--home",
+        envvar="EKM_HOME",
+        metavar="DIR",
         help="Deployment home (default ~/.local/share/ekm, /var/lib/ekm as root).",
     ),
-    config: Optional[str] = typer.Option(  # noqa: UP007
-        None, "--config", envvar="EKM_CONFIG", metavar="FILE",
+    config: str | None = typer.Option(
+        None,
+        "--config",
+        envvar="EKM_CONFIG",
+        metavar="FILE",
         help="Config file (default $EKM_HOME/ekm.toml).",
     ),
     json_output: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
-    debug: bool = typer.Option(False, "--debug", help="Tracebacks and debug logging (never secrets)."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Tracebacks and debug logging (never secrets)."
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),

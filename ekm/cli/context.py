@@ -13,8 +13,9 @@ from ekm.errors import ConfigError
 def _prompt_passphrase(new: bool) -> str:
     """Ask on the terminal (only when stdin is a TTY); confirm a new passphrase."""
     if not sys.stdin.isatty():
-        raise ConfigError("the master key is passphrase-derived: set EKM_PASSPHRASE (no "
-                          "terminal to ask on)")
+        raise ConfigError(
+            "the master key is passphrase-derived: set EKM_PASSPHRASE (no terminal to ask on)"
+        )
     import getpass
 
     first = getpass.getpass("ekm passphrase: " if not new else "new ekm passphrase: ")
@@ -39,7 +40,11 @@ class Context:
         if self._manager is None:
             from ekm.manager import KeyManager
 
-            self._manager = KeyManager(self.home, self.config, debug=self.debug,
-                                       passphrase_provider=_prompt_passphrase,
-                                       env=os.environ)
+            self._manager = KeyManager(
+                self.home,
+                self.config,
+                debug=self.debug,
+                passphrase_provider=_prompt_passphrase,
+                env=os.environ,
+            )
         return self._manager

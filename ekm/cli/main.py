@@ -7,6 +7,7 @@ carries its own code; click usage errors are 2; anything else is a bug, reported
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -33,7 +34,7 @@ def _harden() -> None:
         pass
 
 
-def build_app():  # noqa: ANN201 (typer object)
+def build_app():
     from ekm.cli.app import COMMAND_MODULES, app
 
     for name in COMMAND_MODULES:
@@ -86,10 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except BrokenPipeError:
         code = 0
-        try:
+        with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        except OSError:
-            pass
     except Exception as exc:  # a bug: one line, never secrets (type and location only)
         if debug:
             import traceback
@@ -98,9 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         tb = exc.__traceback__
         while tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
-        where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}" if tb else ""
-        sys.stderr.write(f"ekm: internal error: {type(exc).__name__}{where} (rerun with --debug "
-                         "and report it)\n")
+        where = (
+            f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}" if tb else ""
+        )
+        sys.stderr.write(
+            f"ekm: internal error: {type(exc).__name__}{where} (rerun with --debug and report it)\n"
+        )
         code = EXIT_INTERNAL
     sys.stdout.flush()
     return code

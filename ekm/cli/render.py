@@ -34,23 +34,37 @@ def _console(stderr: bool = False) -> Any:
 
     no_color = bool(os.environ.get("NO_COLOR"))
     stream = sys.stderr if stderr else sys.stdout
-    return Console(file=stream, no_color=no_color, highlight=False,
-                   force_terminal=None if not no_color else False,
-                   emoji=False, soft_wrap=not stream.isatty())
+    return Console(
+        file=stream,
+        no_color=no_color,
+        highlight=False,
+        force_terminal=None if not no_color else False,
+        emoji=False,
+        soft_wrap=not stream.isatty(),
+    )
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
-          *, styles: dict[str, str] | None = None) -> None:
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    styles: dict[str, str] | None = None,
+) -> None:
     """Print a table (rich on a terminal; plain aligned text when piped)."""
     rows = [["" if c is None else str(c) for c in r] for r in rows]
     if not sys.stdout.isatty():
         widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(columns)]
         if title:
             sys.stdout.write(title + "\n")
-        sys.stdout.write("  ".join(h.upper().ljust(w) for h, w in zip(columns, widths)).rstrip()
-                         + "\n")
+        sys.stdout.write(
+            "  ".join(h.upper().ljust(w) for h, w in zip(columns, widths, strict=True)).rstrip()
+            + "\n"
+        )
         for r in rows:
-            sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+            sys.stdout.write(
+                "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n"
+            )
         return
     from rich.table import Table
 

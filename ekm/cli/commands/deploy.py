@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from ekm.cli.app import app
@@ -13,14 +11,22 @@ from ekm.cli.render import emit_json, message, table
 @app.command(rich_help_panel="Set-up")
 def deploy(
     ctx: typer.Context,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be done; change nothing."),
-    status: bool = typer.Option(False, "--status", help="Report what is in place (exit 1 if incomplete)."),
-    master_key: Optional[str] = typer.Option(  # noqa: UP007
-        None, "--master-key", metavar="file|passphrase|pkcs11|vault-transit",
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would be done; change nothing."
+    ),
+    status: bool = typer.Option(
+        False, "--status", help="Report what is in place (exit 1 if incomplete)."
+    ),
+    master_key: str | None = typer.Option(
+        None,
+        "--master-key",
+        metavar="file|passphrase|pkcs11|vault-transit",
         help="Where the master key comes from (default: file).",
     ),
-    systemd: Optional[str] = typer.Option(  # noqa: UP007
-        None, "--systemd", metavar="DIR",
+    systemd: str | None = typer.Option(
+        None,
+        "--systemd",
+        metavar="DIR",
         help="Also write hardened systemd units (monitor service, rotate timer) into DIR.",
     ),
 ) -> None:
@@ -37,8 +43,11 @@ def deploy(
         if obj.json:
             emit_json(report)
         else:
-            table(f"Deployment at {report['home']}", ["item", "in place", "detail"],
-                  [[i["item"], "yes" if i["ok"] else "NO", i["detail"]] for i in report["items"]])
+            table(
+                f"Deployment at {report['home']}",
+                ["item", "in place", "detail"],
+                [[i["item"], "yes" if i["ok"] else "NO", i["detail"]] for i in report["items"]],
+            )
         raise typer.Exit(0 if report["complete"] else 1)
     report = mgr.deploy(master_key=master_key, dry_run=dry_run)
     if systemd:
@@ -46,8 +55,11 @@ def deploy(
     if obj.json:
         emit_json(report)
         return
-    table(None, ["step", "status", "detail"],
-          [[a["step"], a["status"], a["detail"]] for a in report["actions"]])
+    table(
+        None,
+        ["step", "status", "detail"],
+        [[a["step"], a["status"], a["detail"]] for a in report["actions"]],
+    )
     if dry_run:
         message("dry run: nothing was changed")
     elif not report["changed"]:
@@ -56,7 +68,7 @@ def deploy(
         message(f"deployed ekm at {report['home']}")
 
 
-def _write_units(mgr, directory: str, dry_run: bool) -> list[str]:  # noqa: ANN001
+def _write_units(mgr, directory: str, dry_run: bool) -> list[str]:
     import shutil
     from pathlib import Path
 
@@ -65,8 +77,12 @@ def _write_units(mgr, directory: str, dry_run: bool) -> list[str]:  # noqa: ANN0
     if dry_run:
         return []
     exe = shutil.which("ekm") or "/usr/local/bin/ekm"
-    paths = write_units(Path(directory), ekm_path=exe, home=str(mgr.home),
-                        config=str(getattr(mgr, "config_path", mgr.home / "ekm.toml")))
+    paths = write_units(
+        Path(directory),
+        ekm_path=exe,
+        home=str(mgr.home),
+        config=str(getattr(mgr, "config_path", mgr.home / "ekm.toml")),
+    )
     for p in paths:
         message(f"wrote {p}")
     return [str(p) for p in paths]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from ekm.cli.app import app
@@ -24,14 +22,36 @@ def parse_labels(values: list[str]) -> dict[str, str]:
 @app.command(rich_help_panel="Keys")
 def generate(
     ctx: typer.Context,
-    name: Optional[str] = typer.Argument(None, help="Key name; omit for every missing configured key."),  # noqa: UP007
-    key_type: Optional[str] = typer.Option(None, "--type", metavar="TYPE", help="Algorithm, e.g. aes-256-gcm, rsa-4096, ed25519, ml-dsa-65."),  # noqa: UP007
-    usage: Optional[str] = typer.Option(None, "--usage", metavar="USAGE", help="encryption, signing, mac, key-wrapping, api-auth, key-agreement."),  # noqa: UP007
-    rotate_every: Optional[str] = typer.Option(None, "--rotate-every", metavar="DURATION", help="Rotation interval such as 90d, or never."),  # noqa: UP007
-    notify_before: Optional[str] = typer.Option(None, "--notify-before", metavar="DURATION", help="Warn this long before rotation is due."),  # noqa: UP007
-    backup: Optional[bool] = typer.Option(None, "--backup/--no-backup", help="Back the key up before each rotation."),  # noqa: UP007
-    backend: Optional[str] = typer.Option(None, "--backend", metavar="file|pkcs11|vault", help="Where the material lives."),  # noqa: UP007
-    label: list[str] = typer.Option([], "--label", metavar="KEY=VALUE", help="A label (repeatable)."),
+    name: str | None = typer.Argument(
+        None, help="Key name; omit for every missing configured key."
+    ),
+    key_type: str | None = typer.Option(
+        None,
+        "--type",
+        metavar="TYPE",
+        help="Algorithm, e.g. aes-256-gcm, rsa-4096, ed25519, ml-dsa-65.",
+    ),
+    usage: str | None = typer.Option(
+        None,
+        "--usage",
+        metavar="USAGE",
+        help="encryption, signing, mac, key-wrapping, api-auth, key-agreement.",
+    ),
+    rotate_every: str | None = typer.Option(
+        None, "--rotate-every", metavar="DURATION", help="Rotation interval such as 90d, or never."
+    ),
+    notify_before: str | None = typer.Option(
+        None, "--notify-before", metavar="DURATION", help="Warn this long before rotation is due."
+    ),
+    backup: bool | None = typer.Option(
+        None, "--backup/--no-backup", help="Back the key up before each rotation."
+    ),
+    backend: str | None = typer.Option(
+        None, "--backend", metavar="file|pkcs11|vault", help="Where the material lives."
+    ),
+    label: list[str] = typer.Option(
+        [], "--label", metavar="KEY=VALUE", help="A label (repeatable)."
+    ),
 ) -> None:
     """Generate keys. An existing NAME is an error: use `ekm rotate NAME`.
 
@@ -41,16 +61,38 @@ def generate(
     mgr = obj.manager()
     if name is None and (key_type or usage or rotate_every or notify_before or backend or label):
         raise UsageError("--type, --usage, --rotate-every, --backend and --label need a key NAME")
-    keys = mgr.generate(name, type=key_type, usage=usage, rotate_every=rotate_every,
-                        notify_before=notify_before, backup=backup, backend=backend,
-                        labels=parse_labels(label))
+    keys = mgr.generate(
+        name,
+        type=key_type,
+        usage=usage,
+        rotate_every=rotate_every,
+        notify_before=notify_before,
+        backup=backup,
+        backend=backend,
+        labels=parse_labels(label),
+    )
     if obj.json:
-        emit_json({"generated": [{"name": k.name, "type": k.type.value, "usage": k.usage.value,
-                                  "backend": k.backend, "version": 1} for k in keys]})
+        emit_json(
+            {
+                "generated": [
+                    {
+                        "name": k.name,
+                        "type": k.type.value,
+                        "usage": k.usage.value,
+                        "backend": k.backend,
+                        "version": 1,
+                    }
+                    for k in keys
+                ]
+            }
+        )
         return
     if not keys:
         message("nothing to do: every configured key exists")
         return
-    table(None, ["name", "type", "usage", "backend", "version"],
-          [[k.name, k.type.value, k.usage.value, k.backend, "1"] for k in keys])
+    table(
+        None,
+        ["name", "type", "usage", "backend", "version"],
+        [[k.name, k.type.value, k.usage.value, k.backend, "1"] for k in keys],
+    )
     message(f"generated {len(keys)} key{'s' if len(keys) != 1 else ''}")

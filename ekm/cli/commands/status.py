@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from ekm.cli.app import app
 from ekm.cli.render import emit_json, kv, message, table, warn
 
 
-def _when(args_as_of: str | None):  # noqa: ANN202
+def _when(args_as_of: str | None):
     from ekm.errors import UsageError
     from ekm.timeutil import parse_when, utcnow
 
@@ -26,8 +24,12 @@ def _when(args_as_of: str | None):  # noqa: ANN202
 def status(
     ctx: typer.Context,
     hsm: bool = typer.Option(False, "--hsm", help="Also diagnose the HSM (PKCS#11)."),
-    vault: bool = typer.Option(False, "--vault", help="Also show Vault's seal state, identity and token TTL."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", metavar="WHEN", help="Evaluate due-ness at this time (ISO or +90d)."),  # noqa: UP007
+    vault: bool = typer.Option(
+        False, "--vault", help="Also show Vault's seal state, identity and token TTL."
+    ),
+    as_of: str | None = typer.Option(
+        None, "--as-of", metavar="WHEN", help="Evaluate due-ness at this time (ISO or +90d)."
+    ),
 ) -> None:
     """Show every key, its versions and when it rotates next. Needs no master key.
 
@@ -50,21 +52,39 @@ def status(
     rows = []
     for k in doc["keys"]:
         primary = k["primary_version"]
-        count = next((v.get("usage_count", 0) for v in k["versions"]
-                      if v["version"] == primary), 0)
+        count = next((v.get("usage_count", 0) for v in k["versions"] if v["version"] == primary), 0)
         due = "OVERDUE" if k["due"] else ("soon" if k["notify"] else "")
         states = ",".join(f"v{v['version']}:{v['state']}" for v in k["versions"][-3:])
-        rows.append([k["name"], k["type"], k["usage"], k["backend"],
-                     f"v{primary}" if primary else "-", states, count,
-                     (k["next_rotation"] or "never").replace("T", " "), due])
-    table(f"{len(rows)} keys in {doc['home']}",
-          ["name", "type", "usage", "backend", "primary", "versions", "uses", "next rotation",
-           "due"], rows)
+        rows.append(
+            [
+                k["name"],
+                k["type"],
+                k["usage"],
+                k["backend"],
+                f"v{primary}" if primary else "-",
+                states,
+                count,
+                (k["next_rotation"] or "never").replace("T", " "),
+                due,
+            ]
+        )
+    table(
+        f"{len(rows)} keys in {doc['home']}",
+        ["name", "type", "usage", "backend", "primary", "versions", "uses", "next rotation", "due"],
+        rows,
+    )
     mk = doc["backends"]["master_key"]
-    kv(None, [("master key", f"{mk['source']} (key id {mk.get('key_id')})"),
-              ("keystore", f"{doc['backends']['storage']['kind']}: "
-                           f"{doc['backends']['storage']['location']}"),
-              ("audit log", f"{doc['audit_log']['path']} ({doc['audit_log']['bytes']} bytes)")])
+    kv(
+        None,
+        [
+            ("master key", f"{mk['source']} (key id {mk.get('key_id')})"),
+            (
+                "keystore",
+                f"{doc['backends']['storage']['kind']}: {doc['backends']['storage']['location']}",
+            ),
+            ("audit log", f"{doc['audit_log']['path']} ({doc['audit_log']['bytes']} bytes)"),
+        ],
+    )
     if hsm:
         _print_hsm(doc["backends"]["hsm"])
     if vault:

@@ -1,0 +1,85 @@
+"""Which keys are due: the question cron asks every night.
+
+Pure functions over key metadata, so ``ekm rotate --check`` needs no master key and no
+passphrase. A key is *due* when its next rotation time has come (overdue, or due now); it is
+*upcoming* when that time falls inside its policy's notify window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ekm.model import Key
+from ekm.timeutil import format_duration, iso
+
+
+@dataclass(frozen=True)
+class DueKey:
+    name: str
+    due: datetime
+    overdue: bool  # strictly past its time (not merely due this instant)
+    interval: str | None
+    type: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "due": iso(self.due),
+            "overdue": self.overdue,
+            "interval": self.interval,
+            "type": self.type,
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    due: list[DueKey]
+    upcoming: list[DueKey]
+    checked: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "due": [d.to_dict() for d in self.due],
+            "upcoming": [d.to_dict() for d in self.upcoming],
+            "checked": self.checked,
+        }
+
+
+def check(keys: Iterable[Key], now: datetime) -> CheckResult:
+    """Split keys into due (time has come) and upcoming (inside the notify window)."""
+    due: list[DueKey] = []
+    upcoming: list[DueKey] = []
+    checked = 0
+    for key in keys:
+        checked += 1
+        nxt = key.next_rotation
+        if nxt is None:
+            continue
+        interval = format_duration(key.policy.interval) if key.policy.interval else None
+        if nxt <= now:
+            due.append(DueKey(key.name, nxt, nxt < now, interval, key.type.value))
+        elif nxt <= now + key.policy.notify_before:
+            upcoming.append(DueKey(key.name, nxt, False, interval, key.type.value))
+    due.sort(key=lambda d: (d.due, d.name))
+    upcoming.sort(key=lambda d: (d.due, d.name))
+    return CheckResult(due, upcoming, checked)
+
+
+def describe_delta(target: datetime, now: datetime) -> str:
+    """'3d 4h ago' / 'in 23h' for human lines."""
+    seconds = int((target - now).total_seconds())
+    past = seconds < 0
+    seconds = abs(seconds)
+    days, rem = divmod(seconds, 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes = rem // 60
+    parts = [f"{days}d"] if days else []
+    if hours and days < 10:
+        parts.append(f"{hours}h")
+    if not parts:
+        parts.append(f"{minutes}m")
+    text = " ".join(parts)
+    return f"{text} ago" if past else f"in {text}"
