@@ -280,3 +280,15 @@ def test_usage_filter_applies():
     assert [r.rule.id for r in result.passed if r.key == "rsa-2048"] == [
         "HIPAA-164.312(a)(2)(iv)-ALG"
     ]
+
+
+def test_docs_catalogue_lists_every_rule_and_every_unverified_rule():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "compliance.md").read_text()
+    unverified = doc.split("## Unverified rules", 1)[1]
+    for rs in load_rule_sets("all"):
+        assert f"### {rs.id} ({rs.version})" in doc
+        for r in rs.rules:
+            assert f"| {r.id}" in doc, r.id
+            assert (f"**{r.id}**" in unverified) == (not r.verified), r.id
