@@ -32,7 +32,7 @@ from ekm.compliance.ruleset import (
     read_rule_file,
     toml_loads,
 )
-from ekm.crypto.keytypes import KeyState, KeyType
+from ekm.crypto.keytypes import KeyState, KeyType, KeyUsage
 from ekm.errors import InvalidError, UsageError
 
 __all__ = [
@@ -209,6 +209,25 @@ def _fingerprint_owners(inv: Inventory) -> dict[str, frozenset[str]]:
     return {fp: frozenset(names) for fp, names in owners.items() if len(names) > 1}
 
 
+def _check_inventory(inv: Inventory) -> None:
+    """Refuse an inventory the rules would misread (naive times, unknown types, duplicates)."""
+    seen: set[str] = set()
+    for k in inv.keys:
+        where = f"inventory of {inv.home}: key {k.name!r}"
+        if k.name in seen:
+            raise InvalidError(f"{where} is listed twice; key names must be unique")
+        seen.add(k.name)
+        if not isinstance(k.type, KeyType) or not isinstance(k.usage, KeyUsage):
+            raise InvalidError(f"{where}: type and usage must be KeyType/KeyUsage members")
+        if k.last_backup is not None and k.last_backup.tzinfo is None:
+            raise InvalidError(f"{where}: last_backup has no timezone; use UTC-aware times")
+        for v in k.versions:
+            if v.created.tzinfo is None:
+                raise InvalidError(
+                    f"{where} version {v.version}: created has no timezone; use UTC-aware times"
+                )
+
+
 def evaluate(
     inventory: Inventory, rule_sets: list[RuleSet], *, as_of: datetime | None = None
 ) -> AuditResult:
@@ -220,6 +239,7 @@ def evaluate(
     when = as_of or inventory.as_of
     if when.tzinfo is None:
         raise UsageError("as_of must be timezone-aware UTC; pass e.g. 2031-01-01T00:00:00Z")
+    _check_inventory(inventory)
     result = AuditResult(
         rule_sets=list(rule_sets),
         as_of=when,

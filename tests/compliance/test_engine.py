@@ -292,3 +292,56 @@ def test_docs_catalogue_lists_every_rule_and_every_unverified_rule():
         for r in rs.rules:
             assert f"| {r.id}" in doc, r.id
             assert (f"**{r.id}**" in unverified) == (not r.verified), r.id
+
+
+def test_inventory_with_naive_time_is_refused():
+    from datetime import datetime
+
+    from ekm.errors import InvalidError
+
+    naive = VersionRecord(3, KeyState.PRIMARY, datetime(2026, 1, 1))
+    with pytest.raises(InvalidError) as exc:
+        evaluate(inv(key("aes-256-gcm", "db", versions=[naive])), load_rule_sets("hipaa"))
+    assert "key 'db' version 3: created has no timezone" in str(exc.value)
+    assert exc.value.exit_code == 3
+
+
+def test_inventory_with_duplicate_names_or_bad_types_is_refused():
+    from ekm.errors import InvalidError
+
+    with pytest.raises(InvalidError, match="key 'a' is listed twice"):
+        evaluate(inv(key("aes-256-gcm", "a"), key("rsa-3072", "a")), load_rule_sets("hipaa"))
+    bad = replace(key("aes-256-gcm", "s"), usage="encryption")
+    with pytest.raises(InvalidError, match="key 's': type and usage must be"):
+        evaluate(inv(bad), load_rule_sets("hipaa"))
+
+
+def test_storage_classes_follow_backend_and_master_key_source():
+    rs = load_rule_sets(["pci-dss"])
+
+    def storage(k, **facts):
+        r = evaluate(inv(k, **facts), rs)
+        return [(x.status, x.found) for x in r.findings + r.passed + r.unknown
+                if x.rule.id == "PCI-3.6.1.2-STORAGE"]  # fmt: skip
+
+    aes = key("aes-256-gcm")
+    assert storage(replace(aes, backend="pkcs11")) == [("pass", "stored hsm")]
+    assert storage(replace(aes, backend="vault")) == [("pass", "stored kms")]
+    assert storage(aes, master_key_source="vault-transit") == [("pass", "stored wrapped-kms")]
+    assert storage(aes, master_key_source="key-file") == [("fail", "stored wrapped-keyfile")]
+    assert storage(aes, master_key_source=None) == [("unknown", "master key source not checked")]
+    assert storage(replace(aes, backend="floppy")) == [("fail", "stored unknown backend 'floppy'")]
+
+
+def test_retired_versions_only_concern_active_superseded_versions():
+    vs = [
+        VersionRecord(1, KeyState.DISABLED, NOW - days(400)),
+        VersionRecord(2, KeyState.ACTIVE, NOW - days(300)),
+        VersionRecord(3, KeyState.PRIMARY, NOW - days(200)),
+        VersionRecord(4, KeyState.PENDING, NOW - days(1)),
+    ]
+    r = evaluate(inv(key("aes-256-gcm", "db", versions=vs)), load_rule_sets(["pci-dss"]))
+    hits = [
+        (f.version, f.status) for f in r.findings + r.passed if f.rule.id == "PCI-3.7.5-RETIRED"
+    ]
+    assert hits == [(2, "fail")]
