@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,71 @@ def _fingerprint_owners(inv: Inventory) -> dict[str, frozenset[str]]:
     return {fp: frozenset(names) for fp, names in owners.items() if len(names) > 1}
 
 
+# Checks whose verdict depends on the algorithm: after an algorithm migration they are applied
+# to each group of versions sharing a type. Every other check (rotation, backup, storage,
+# destruction, ...) describes the key as a whole and runs once, on all its versions.
+TYPE_CHECKS = frozenset(
+    {"min_strength", "min_key_bits", "allowed_types", "allowed_curves", "disallowed",
+     "usage_consistent", "max_age"}
+)  # fmt: skip
+
+
+def _views(key: KeyRecord) -> tuple[tuple[KeyRecord, bool], ...]:
+    """The key split by version type, flagged True for the group holding the primary.
+
+    Without a migration (the common case) this is the key itself, with no copy.
+    """
+    if all(v.key_type is None or v.key_type is key.type for v in key.versions):
+        return ((key, True),)
+    groups: dict[KeyType, list[VersionRecord]] = {}
+    for v in key.versions:
+        groups.setdefault(v.key_type or key.type, []).append(v)
+    lead = key.primary or max(key.versions, key=lambda v: v.version)
+    lead_type = lead.key_type or key.type
+    return tuple(
+        (replace(key, type=t, versions=tuple(vs)), t is lead_type) for t, vs in groups.items()
+    )
+
+
+def _evaluate_key(
+    key: KeyRecord,
+    view: KeyRecord,
+    is_primary: bool,
+    rules: Iterable[Rule],
+    ctx: Context,
+    sink: dict[str, list[CheckResult]],
+) -> None:
+    """Apply ``rules`` (already selected by type) to one key view; append to ``sink``."""
+    view_reps: dict[str, VersionRecord | None] = {}
+    key_reps = view_reps if view is key else {}
+    for r in rules:
+        if r.usages is not None and key.usage not in r.usages:
+            continue
+        states = OPERATIONS[r.operation]
+        for name, param in r.checks:
+            check = CHECKS[name]
+            if name in TYPE_CHECKS:
+                subject, reps = view, view_reps
+            elif is_primary:
+                subject, reps = key, key_reps
+            else:
+                continue
+            rep = None
+            if check.level == "key":
+                if r.operation not in reps:
+                    reps[r.operation] = _representative(subject, states)
+                rep = reps[r.operation]
+                if rep is None:
+                    continue
+                o = check.fn(param, subject, rep, ctx)
+                outcomes = () if o is None else (o,)
+            else:
+                outcomes = check.fn(param, subject, ctx, states)
+            for o in outcomes:
+                ver = o.version if o.version is not None or rep is None else rep.version
+                sink[o.status].append(CheckResult(r, key.name, ver, o.status, o.found, o.required))
+
+
 def _check_inventory(inv: Inventory) -> None:
     """Refuse an inventory the rules would misread (naive times, unknown types, duplicates)."""
     seen: set[str] = set()
@@ -222,6 +288,8 @@ def _check_inventory(inv: Inventory) -> None:
         if k.last_backup is not None and k.last_backup.tzinfo is None:
             raise InvalidError(f"{where}: last_backup has no timezone; use UTC-aware times")
         for v in k.versions:
+            if v.key_type is not None and not isinstance(v.key_type, KeyType):
+                raise InvalidError(f"{where} version {v.version}: key_type must be a KeyType")
             if v.created.tzinfo is None:
                 raise InvalidError(
                     f"{where} version {v.version}: created has no timezone; use UTC-aware times"
@@ -268,26 +336,7 @@ def evaluate(
                     sink[o.status].append(CheckResult(r, None, None, o.status, o.found, o.required))
 
     for key in inventory.keys:
-        reps: dict[str, VersionRecord | None] = {}
-        for r in by_type.get(key.type, ()):
-            if r.usages is not None and key.usage not in r.usages:
-                continue
-            if r.operation not in reps:
-                reps[r.operation] = _representative(key, OPERATIONS[r.operation])
-            rep = reps[r.operation]
-            for name, param in r.checks:
-                check = CHECKS[name]
-                if check.level == "key":
-                    if rep is None:
-                        continue
-                    o = check.fn(param, key, rep, ctx)
-                    outcomes = () if o is None else (o,)
-                else:
-                    outcomes = check.fn(param, key, ctx, OPERATIONS[r.operation])
-                for o in outcomes:
-                    ver = o.version if o.version is not None or rep is None else rep.version
-                    sink[o.status].append(
-                        CheckResult(r, key.name, ver, o.status, o.found, o.required)
-                    )
+        for view, is_primary in _views(key):
+            _evaluate_key(key, view, is_primary, by_type.get(view.type, ()), ctx, sink)
     result.findings.sort(key=lambda f: (-f.rule.rank, f.rule.rule_set, f.rule.id, f.key or ""))
     return result

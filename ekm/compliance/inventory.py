@@ -28,6 +28,8 @@ class VersionRecord:
     version whose material is still on disk is exactly what the destruction rule looks for.
     ``fingerprint`` is a keyed digest of the material (never the material), used only to spot
     the same material under two names; ``None`` when it could not be computed (HSM-held keys).
+    ``key_type`` mirrors ``ekm.model.KeyVersion.key_type``: after an algorithm migration the
+    versions of one key may use different algorithms, and each is judged by its own.
     """
 
     version: int
@@ -36,6 +38,7 @@ class VersionRecord:
     usage_count: int = 0
     material_present: bool = True
     fingerprint: str | None = None
+    key_type: KeyType | None = None  # set when this version's algorithm differs (migration)
 
 
 @dataclass(frozen=True, slots=True)

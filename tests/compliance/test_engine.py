@@ -345,3 +345,23 @@ def test_retired_versions_only_concern_active_superseded_versions():
         (f.version, f.status) for f in r.findings + r.passed if f.rule.id == "PCI-3.7.5-RETIRED"
     ]
     assert hits == [(2, "fail")]
+
+
+def test_migrated_key_judges_each_version_by_its_own_algorithm():
+    """rsa-2048 v1 kept for verification after migrating to rsa-3072 v2 (key_type set)."""
+    vs = [
+        VersionRecord(1, KeyState.ACTIVE, NOW - days(30)),
+        VersionRecord(2, KeyState.PRIMARY, NOW - days(1), key_type=KeyType.RSA_3072),
+    ]
+    k = key("rsa-2048", "signer", versions=vs, rotate_every=365)
+    bsi = evaluate(inv(k), load_rule_sets(["bsi-tr-02102-1"]))
+    assert [(f.rule.id, f.version) for f in bsi.findings] == [("BSI-RSA-3000", 1)]
+    assert [(p.rule.id, p.version) for p in bsi.passed] == [("BSI-RSA-3000", 2)]
+
+    later = evaluate(inv(k), load_rule_sets(["nist-800-131a", "nist-800-57"]), as_of=Y2031)
+    ids = {(f.rule.id, f.version) for f in later.findings}
+    assert ("IR8547-QV-DEPRECATED", 1) in ids  # processing with 112 bits: legacy use
+    assert not any(i == "SP800-57-STRENGTH-2031" for i, _ in ids)  # the primary is 128-bit
+    # policy checks (rotation) run once for the key, on its primary
+    rot = [r for r in later.findings + later.passed if r.rule.id == "SP800-57-ROTATION"]
+    assert [(r.version, r.status) for r in rot] == [(2, "fail")]
