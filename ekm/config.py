@@ -580,3 +580,75 @@ def initial_config(
         raw["pqc"] = {"enabled": True, "hybrid_mode": True}
         raw["keys"].update({name: dict(spec) for name, spec in PQC_KEY_SET.items()})
     return raw
+
+
+# --------------------------------------------------------------------------------------
+# Documentation generated from the schema (config.example.toml, ekm.toml(5))
+# --------------------------------------------------------------------------------------
+def _toml_value(value: Any) -> str:
+    import tomli_w
+
+    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
+
+
+def example_toml() -> str:
+    """The text of ``config.example.toml``: every option, its default and what it does.
+
+    Options whose default is "unset" are shown commented out with an example value.
+    """
+    out = [
+        "# config.example.toml: every ekm.toml option with its default.",
+        "# Generated from ekm/config.py (SCHEMA); `ekm deploy` writes a minimal ekm.toml.",
+        "# Unknown keys and bad values are errors that name the file and the key (exit 3).",
+        "",
+    ]
+    for section, options in SCHEMA.items():
+        out.append(f"[{section}]")
+        for name, opt in options.items():
+            out.append(f"# {opt.doc}")
+            if opt.default is None:
+                out.append(f"# {name} = {_toml_value(opt.example)}")
+            else:
+                out.append(f"{name} = {_toml_value(opt.default)}")
+        out.append("")
+    out += [
+        "# Rotation policy per key type; a key's own settings win over these.",
+        '[policy."aes-256-gcm"]',
+        *(f"# {POLICY_OPTIONS[k].doc}\n{k} = {_toml_value(v)}" for k, v in
+          (("rotate_every", "90d"), ("notify_before", "7d"), ("backup", True))),
+        "",
+        "# The key set that `ekm generate` (without NAME) and `ekm deploy` create.",
+        "# Without any [keys.*] table the default key set of CLI.md is used.",
+    ]
+    for name, spec_ in DEFAULT_KEY_SET.items():
+        out.append(f"[keys.{name}]")
+        for k, v in spec_.items():
+            out.append(f"{k} = {_toml_value(v)}")
+        out.append("")
+    out += [
+        "# A key can also carry: keep_versions = 2, backend = \"pkcs11\", labels = { team = \"x\" }",
+        "",
+        "# HSM over PKCS#11 (see docs/hsm.md). The PIN comes from pin_env or pin_file.",
+        "# [hsm]",
+        '# library_path = "/usr/lib/softhsm/libsofthsm2.so"',
+        '# token_label = "ekm"',
+        '# pin_env = "EKM_HSM_PIN"',
+        '# key_label_prefix = "ekm"',
+        "",
+        "# HashiCorp Vault (see docs/vault.md). The token comes from VAULT_TOKEN or token_file.",
+        "# [vault]",
+        '# endpoint = "https://vault.example.com:8200"',
+        '# auth_method = "token"',
+        '# mount_path = "ekm"',
+        '# transit_mount = "transit"',
+        '# transit_key = "ekm-master"',
+        "",
+        "# Algorithm migration plans checked by KeyManager.plan_algorithm_migration().",
+        "# [[migration]]",
+        '# from_algorithm = "rsa-2048"',
+        '# to_algorithm = "rsa-4096"',
+        "# migration_period_days = 90",
+        "# rollback_capability = true",
+        "",
+    ]
+    return "\n".join(out)
