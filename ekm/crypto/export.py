@@ -143,11 +143,10 @@ def to_jwk(
     if s.symmetric or s.family in _PQ_FAMILIES:
         raise InvalidError(f"a {t.value} key has no classic public JWK; use export_key")
     priv = private_key(t, material)
-    jwk: dict[str, Any]
-    if isinstance(priv, rsa.RSAPrivateKey):
-        pn = priv.private_numbers()
-        jwk = {"kty": "RSA", "n": _int_b64(pn.public_numbers.n), "e": _int_b64(pn.public_numbers.e)}
-        if not public:
+    jwk = _public_jwk(t, priv.public_key())
+    if not public:
+        if isinstance(priv, rsa.RSAPrivateKey):
+            pn = priv.private_numbers()
             jwk |= {
                 "d": _int_b64(pn.d),
                 "p": _int_b64(pn.p),
@@ -156,27 +155,111 @@ def to_jwk(
                 "dq": _int_b64(pn.dmq1),
                 "qi": _int_b64(pn.iqmp),
             }
-    elif isinstance(priv, ec.EllipticCurvePrivateKey):
-        size = (priv.curve.key_size + 7) // 8
-        pub = priv.public_key().public_numbers()
-        crv = "P-256" if t is KeyType.EC_P256 else "P-384"
-        jwk = {"kty": "EC", "crv": crv, "x": _int_b64(pub.x, size), "y": _int_b64(pub.y, size)}
-        if not public:
+        elif isinstance(priv, ec.EllipticCurvePrivateKey):
+            size = (priv.curve.key_size + 7) // 8
             jwk["d"] = _int_b64(priv.private_numbers().private_value, size)
-    else:
-        raw_pub = priv.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
-        jwk = {"kty": "OKP", "crv": "Ed25519" if t is KeyType.ED25519 else "X25519"}
-        jwk["x"] = _b64url(raw_pub)
-        if not public:
+        else:
             raw = priv.private_bytes(ser.Encoding.Raw, ser.PrivateFormat.Raw, ser.NoEncryption())
             jwk["d"] = _b64url(raw)
-    if t is KeyType.X25519:
-        jwk |= {"alg": "ECDH-ES", "use": "enc"}
-    else:
-        jwk |= {"alg": s.jose_alg, "use": "sig"}
     if kid is not None:
         jwk["kid"] = kid
     return jwk
+
+
+def _public_jwk(t: KeyType, pub: Any) -> dict[str, Any]:
+    """The public JWK members (``kty``, ``n``/``e``, ``crv``/``x``/``y``) plus ``alg``/``use``."""
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    jwk: dict[str, Any]
+    if isinstance(pub, rsa.RSAPublicKey):
+        pn = pub.public_numbers()
+        jwk = {"kty": "RSA", "n": _int_b64(pn.n), "e": _int_b64(pn.e)}
+    elif isinstance(pub, ec.EllipticCurvePublicKey):
+        size = (pub.curve.key_size + 7) // 8
+        nums = pub.public_numbers()
+        crv = "P-256" if t is KeyType.EC_P256 else "P-384"
+        jwk = {"kty": "EC", "crv": crv, "x": _int_b64(nums.x, size), "y": _int_b64(nums.y, size)}
+    else:
+        raw_pub = pub.public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+        jwk = {"kty": "OKP", "crv": "Ed25519" if t is KeyType.ED25519 else "X25519"}
+        jwk["x"] = _b64url(raw_pub)
+    if t is KeyType.X25519:
+        jwk |= {"alg": "ECDH-ES", "use": "enc"}
+    else:
+        jwk |= {"alg": spec(t).jose_alg, "use": "sig"}
+    return jwk
+
+
+#: What a SubjectPublicKeyInfo of each classic asymmetric type must hold: (class name, size).
+_SPKI_SHAPE = {
+    KeyType.RSA_2048: ("RSAPublicKey", 2048),
+    KeyType.RSA_3072: ("RSAPublicKey", 3072),
+    KeyType.RSA_4096: ("RSAPublicKey", 4096),
+    KeyType.EC_P256: ("EllipticCurvePublicKey", "secp256r1"),
+    KeyType.EC_P384: ("EllipticCurvePublicKey", "secp384r1"),
+    KeyType.ED25519: ("Ed25519PublicKey", None),
+    KeyType.X25519: ("X25519PublicKey", None),
+}
+
+
+def _spki_matches(t: KeyType, pub: Any) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+
+    kind, size = _SPKI_SHAPE[t]
+    classes = {
+        "RSAPublicKey": rsa.RSAPublicKey,
+        "EllipticCurvePublicKey": ec.EllipticCurvePublicKey,
+        "Ed25519PublicKey": ed25519.Ed25519PublicKey,
+        "X25519PublicKey": x25519.X25519PublicKey,
+    }
+    if not isinstance(pub, classes[kind]):
+        return False
+    if isinstance(pub, rsa.RSAPublicKey):
+        return pub.key_size == size
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        return pub.curve.name == size
+    return True
+
+
+def export_public_der(
+    key_type: KeyType | str, der: bytes, *, fmt: str, kid: str | None = None
+) -> bytes:
+    """Encode a public key given as DER SubjectPublicKeyInfo (an HSM's public half) in ``fmt``.
+
+    HSM-held keys have no private material in ekm, only the public half the token reports; this
+    re-encodes it exactly as :func:`export_key` would encode the public half of file material,
+    so an HSM key and a file key of one type export identically. The DER is treated as hostile:
+    it must parse and must be a key of ``key_type`` (size and curve included).
+    """
+    from cryptography.hazmat.primitives import serialization as ser
+
+    t = _type(key_type)
+    if fmt not in FORMATS:
+        raise InvalidError(f"unknown export format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    if t not in _SPKI_SHAPE:
+        raise InvalidError(f"a {t.value} key has no classic public key to export from DER")
+    try:
+        pub = ser.load_der_public_key(bytes(der))
+    except (ValueError, TypeError):
+        raise InvalidError(
+            f"the public key given for a {t.value} key is not DER SubjectPublicKeyInfo"
+        ) from None
+    if not _spki_matches(t, pub):
+        raise InvalidError(f"the public key given is not a {t.value} key")
+    if fmt in ("jwk", "jwks"):
+        jwk = _public_jwk(t, pub)
+        if kid is not None:
+            jwk["kid"] = kid
+        return json.dumps({"keys": [jwk]} if fmt == "jwks" else jwk, sort_keys=True).encode()
+    if fmt == "raw":
+        if t not in (KeyType.ED25519, KeyType.X25519):
+            raise InvalidError(f"a {t.value} key has no raw form; use pem, der or jwk")
+        return pub.public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+    if fmt == "base64":
+        raise InvalidError(f"a {t.value} key exports as pem, der, jwk or jwks, not base64")
+    enc = ser.Encoding.PEM if fmt == "pem" else ser.Encoding.DER
+    return pub.public_bytes(enc, ser.PublicFormat.SubjectPublicKeyInfo)
 
 
 def jwks(entries: list[tuple[str, KeyType | str, bytes]]) -> dict[str, Any]:
