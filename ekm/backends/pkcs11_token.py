@@ -93,6 +93,10 @@ _CURVE_OIDS = {  # DER-encoded OIDs (CKA_EC_PARAMS)
 _EDWARDS25519_NAME = b"\x13\x0cedwards25519"  # PrintableString form (PKCS#11 3.0 allows it)
 
 
+class NotAuthenticError(IntegrityError):
+    """In-token AES-GCM refused a ciphertext: the caller learns "not authentic", never why."""
+
+
 # --------------------------------------------------------------------------------------------
 # Settings
 # --------------------------------------------------------------------------------------------
@@ -826,7 +830,14 @@ class Token:
                 "the wrapped root key is malformed or from another ekm version; "
                 "restore the keystore from a backup"
             )
-        return self.aead_decrypt(label, blob[1:], _WRAP_AAD + label.encode())
+        try:
+            return self.aead_decrypt(label, blob[1:], _WRAP_AAD + label.encode())
+        except NotAuthenticError:
+            raise IntegrityError(
+                f"the wrapped root key failed authentication under HSM key {label!r} "
+                f"in {self.settings.token_ref} (tampered master.json, or another token's key); "
+                "restore master.json from a backup or point [hsm] at the right token"
+            ) from None
 
     # -- AEAD, signatures, public keys ---------------------------------------------------------
 
@@ -851,7 +862,7 @@ class Token:
         from pkcs11 import exceptions as e
 
         if not isinstance(blob, bytes | bytearray) or len(blob) < _IV_LEN + _TAG_LEN:
-            raise IntegrityError("the HSM ciphertext is truncated; it cannot be decrypted")
+            raise NotAuthenticError("the HSM ciphertext is truncated; it cannot be decrypted")
         iv, body = bytes(blob[:_IV_LEN]), bytes(blob[_IV_LEN:])
         params = GCMParams(iv, bytes(aad) if aad else None, _TAG_LEN * 8)
 
@@ -863,7 +874,7 @@ class Token:
                 # SoftHSM reports a bad tag as CKR_GENERAL_ERROR: check the token is still there
                 # before calling it tampering.
                 self._slot.get_token()
-                raise IntegrityError(
+                raise NotAuthenticError(
                     "the ciphertext failed authentication (tampered, wrong key or wrong "
                     "associated data); nothing was decrypted"
                 ) from None
