@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ekm.backends.base import DocumentStore
@@ -186,6 +187,41 @@ class Keystore:
         doc["mac"] = self._mac(doc)
         new_token = self.store.write(key.name, _canonical(doc) + b"\n", token)
         self._docs[key.name] = (doc, new_token)
+
+    def mutate(
+        self,
+        name: str,
+        change: Callable[[Key], dict[str, Any] | None],
+        *,
+        attempts: int = 6,
+        sleep: Callable[[float], None] | None = None,
+    ) -> Key:
+        """Read-modify-write one key; after a CAS conflict, re-run ``change`` on fresh state.
+
+        ``change(key)`` edits the loaded key in place and returns :meth:`save`'s keyword
+        arguments (``add_material`` / ``drop_material``). On a shared (Vault) store another
+        host may write the key between our read and our write; the write is then refused and
+        we start again from what that host wrote, so neither change is lost. Bounded, with
+        jitter so two hosts do not collide in lockstep.
+        """
+        import random
+        import time
+
+        from ekm.backends.vault_client import CasConflict
+        from ekm.errors import BackendError
+
+        for attempt in range(attempts):
+            key = self.load(name, refresh=attempt > 0)
+            try:
+                self.save(key, **(change(key) or {}))
+                return key
+            except CasConflict:
+                delay = min(0.5, 0.02 * 2**attempt)
+                (sleep or time.sleep)(random.uniform(delay / 2, delay))  # noqa: S311 - jitter
+        raise BackendError(
+            f"another host changed key {name!r} at the same time ({attempts} attempts); "
+            "nothing was written for it; retry"
+        )
 
     def delete(self, name: str) -> None:
         _, token = self._doc(name)

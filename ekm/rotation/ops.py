@@ -130,18 +130,21 @@ class RotationOps:
             )
             records = []
             for i, (entry, key) in enumerate(zip(plan, keys, strict=True)):
-                new = staged.rotate(
-                    key, now, keep_versions=self._keep_versions(key), to_type=new_type
-                )
-                material = self._make_material(key, new)
-                store.save(key, add_material=material)
-                entry["to_version"] = new.version
+
+                def step(key: Key, entry: dict[str, Any] = entry) -> dict[str, Any]:
+                    new = staged.rotate(
+                        key, now, keep_versions=self._keep_versions(key), to_type=new_type
+                    )
+                    entry["to_version"] = new.version
+                    return {"add_material": self._make_material(key, new)}
+
+                key = store.mutate(key.name, step)  # re-reads and retries on a CAS conflict
                 entry["backup"] = str(backup_path) if key.policy.backup and backup_path else None
                 records.append(
                     {
                         "op": "rotate",
                         "key": key.name,
-                        "version": new.version,
+                        "version": entry["to_version"],
                         "from_version": entry["from_version"],
                         "type": entry["type"],
                         "reason": entry["reason"],
@@ -193,13 +196,18 @@ class RotationOps:
         with store.store.lock():
             store.forget()
             for name in selected:
-                key = store.load(name)
+                done: dict[str, int] = {}
+
+                def step(key: Key, done: dict[str, int] = done) -> dict[str, Any]:
+                    material, done["version"] = fn(key, now)
+                    return {"add_material": material}
+
                 try:
-                    material, version = fn(key, now)
+                    key = store.mutate(name, step)  # re-reads and retries on a CAS conflict
                 except StateError as exc:
                     self.audit_log.append(op, key=name, result="error", error="StateError", now=now)
                     raise exc from None
-                store.save(key, add_material=material)
+                version = done["version"]
                 self.audit_log.append(
                     op, key=name, version=version, now=now, stage=key.rotation_stage
                 )
