@@ -36,6 +36,7 @@ from ekm.home import HomeLayout, default_home
 from ekm.keystore import Keystore
 from ekm.masterkey import MasterKeyOptions, RootKey
 from ekm.model import Key, KeyVersion, RotationPolicy
+from ekm.monitor.ops import MonitorOps
 from ekm.rotation.ops import RotationOps
 from ekm.timeutil import iso, parse_duration, utcnow
 
@@ -54,7 +55,7 @@ def default_usage(key_type: KeyType) -> KeyUsage:
     return _DEFAULT_USAGE_BY_FAMILY[spec(key_type).family]
 
 
-class KeyManager(RotationOps):
+class KeyManager(RotationOps, MonitorOps):
     """Generate, store, rotate, use and audit the keys of one ekm home."""
 
     def __init__(

@@ -48,6 +48,7 @@ SUSPICIOUS_CHECKS: frozenset[str] = frozenset(
         "key.usage_spike",  # a key version is used far more than its baseline
         "key.unknown_version",  # a ciphertext or token names a version that does not exist
         "apikey.bruteforce",  # repeated failed API-key verifications
+        "activity.failed_burst",  # many failed operations (wrong passphrase, bad API key) at once
     }
 )
 
