@@ -50,6 +50,14 @@ _DEFAULT_USAGE_BY_FAMILY = {
 }  # fmt: skip
 
 
+def _legacy_value(arg: str, section: str, key: str, value: Any) -> Any:
+    """Check one value of an old-style constructor dictionary against the config schema."""
+    try:
+        return cfgmod.SCHEMA[section][key].check(value)
+    except ValueError as exc:
+        raise ConfigError(f"{arg}[{key!r}] = {value!r} is invalid; expected {exc}") from None
+
+
 def default_usage(key_type: KeyType) -> KeyUsage:
     """The usage a key of this type gets when none is given."""
     return _DEFAULT_USAGE_BY_FAMILY[spec(key_type).family]
@@ -120,7 +128,7 @@ class KeyManager(RotationOps, MonitorOps):
             section = c.sections["cache"]
             for key in ("enabled", "max_size", "ttl_seconds"):
                 if key in cache:
-                    section[key] = cfgmod.SCHEMA["cache"][key].check(cache[key])
+                    section[key] = _legacy_value("cache_config", "cache", key, cache[key])
         if monitoring:
             section = c.sections["monitor"]
             if monitoring.get("webhook_url"):
@@ -133,7 +141,7 @@ class KeyManager(RotationOps, MonitorOps):
             section = c.sections["pqc"]
             for key in ("enabled", "algorithms", "hybrid_mode"):
                 if key in pqc:
-                    section[key] = cfgmod.SCHEMA["pqc"][key].check(pqc[key])
+                    section[key] = _legacy_value("pqc_config", "pqc", key, pqc[key])
 
     # ------------------------------------------------------------------------------------
     # Plumbing: store, master key, audit log
@@ -537,24 +545,23 @@ class KeyManager(RotationOps, MonitorOps):
                         f"key {key.name!r} already exists; use `ekm rotate "
                         f"{key.name}` to make a new version"
                     )
-            for key in keys:
-                material = self._make_material(key, key.versions[0])
-                store.save(key, add_material=material, create=True)
-                created.append(key)
+            # Fail closed: the records are written before the keys, so a key never exists
+            # without its audit record; a failed write is recorded as such afterwards.
             self.audit_log.append_many(
                 [
-                    {
-                        "op": "generate",
-                        "key": k.name,
-                        "version": 1,
-                        "result": "ok",
-                        "type": k.type.value,
-                        "backend": k.backend,
-                        "now": now,
-                    }
-                    for k in created
+                    {"op": "generate", "key": k.name, "version": 1, "result": "ok",
+                     "type": k.type.value, "backend": k.backend, "now": now}
+                    for k in keys
                 ]
-            )
+            )  # fmt: skip
+            for key in keys:
+                try:
+                    material = self._make_material(key, key.versions[0])
+                    store.save(key, add_material=material, create=True)
+                except EkmError as exc:
+                    self._audit_failure("generate", key.name, 1, exc)
+                    raise
+                created.append(key)
         return created
 
     def _make_material(self, key: Key, version: KeyVersion) -> dict[int, bytes]:

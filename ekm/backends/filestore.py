@@ -26,6 +26,7 @@ class FileDocumentStore:
     def __init__(self, directory: Path, lock_path: Path, lock_timeout: float = 30.0) -> None:
         self.directory = directory
         self._lock = FileLock(lock_path, timeout=lock_timeout)
+        self._dir_checked = False
 
     def describe(self) -> str:
         return str(self.directory)
@@ -53,6 +54,9 @@ class FileDocumentStore:
 
     def read(self, name: str) -> tuple[bytes, Any] | None:
         path = self.path(name)
+        if not self._dir_checked:
+            check_private(self.directory)
+            self._dir_checked = True
         try:
             data = read_private(path, limit=MAX_DOC_BYTES)
         except FileNotFoundError:

@@ -42,10 +42,42 @@ def build_app():
     return app
 
 
+_GLOBAL_FLAGS = ("--json", "--debug")
+_GLOBAL_VALUED = ("--home", "--config")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Let the global options stand anywhere: ``ekm status --json`` = ``ekm --json status``.
+
+    CLI.md spells both forms (``ekm [--json] COMMAND`` and ``ekm rotate --check --json``);
+    click only accepts a group's options before the command, so they are moved there.
+    Nothing after a ``--`` separator is touched.
+    """
+    head: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in _GLOBAL_FLAGS:
+            head.append(arg)
+        elif arg in _GLOBAL_VALUED and i + 1 < len(args):
+            head.extend(args[i : i + 2])
+            i += 1
+        elif arg.split("=", 1)[0] in _GLOBAL_VALUED and "=" in arg:
+            head.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return head + rest
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``ekm``; returns (and exits with) the process exit code."""
     _harden()
-    args = sys.argv[1:] if argv is None else argv
+    args = hoist_global_options(sys.argv[1:] if argv is None else list(argv))
     debug = "--debug" in args
     import typer
 
