@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ekm.errors import EkmError
 
-    app = build_app()
     try:
+        app = build_app()
         rv = app(args=args, prog_name="ekm", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except EkmError as exc:

@@ -10,19 +10,9 @@ from __future__ import annotations
 import typer
 
 from ekm.cli.app import app
+from ekm.cli.options import parse_as_of
 from ekm.cli.render import emit_json, message, table, warn
 from ekm.errors import UsageError
-
-
-def parse_as_of(value: str | None):
-    from ekm.timeutil import parse_when, utcnow
-
-    if not value:
-        return utcnow()
-    try:
-        return parse_when(value)
-    except ValueError as exc:
-        raise UsageError(f"--as-of: {exc}") from None
 
 
 @app.command(rich_help_panel="Keys")

@@ -5,19 +5,8 @@ from __future__ import annotations
 import typer
 
 from ekm.cli.app import app
+from ekm.cli.options import parse_as_of
 from ekm.cli.render import emit_json, kv, message, table, warn
-
-
-def _when(args_as_of: str | None):
-    from ekm.errors import UsageError
-    from ekm.timeutil import parse_when, utcnow
-
-    if not args_as_of:
-        return utcnow()
-    try:
-        return parse_when(args_as_of)
-    except ValueError as exc:
-        raise UsageError(f"--as-of: {exc}") from None
 
 
 @app.command(rich_help_panel="Keys")
@@ -37,7 +26,7 @@ def status(
     """
     obj = ctx.obj
     mgr = obj.manager()
-    now = _when(as_of)
+    now = parse_as_of(as_of)
     doc = mgr.status(now=now)
     code = 0
     if hsm:
