@@ -108,17 +108,14 @@ def test_disabled_hsm_config_is_ignored(home):
     assert mgr.config.hsm is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="foundation bug: KeyManager._apply_legacy lets the schema checker's bare ValueError "
-    "escape for a bad cache_config value instead of a ConfigError (exit 3)",
-)
 def test_bad_legacy_cache_config_is_a_config_error(home):
     from ekm import EnterpriseKeyManager
     from ekm.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="max_size"):
+    with pytest.raises(ConfigError, match=r"cache_config\['max_size'\] = -1 is invalid"):
         EnterpriseKeyManager(home, cache_config={"max_size": -1}, env={})
+    with pytest.raises(ConfigError, match="pqc_config"):
+        EnterpriseKeyManager(home, pqc_config={"enabled": "yes"}, env={})
 
 
 def test_missing_home_through_the_api(tmp_path):

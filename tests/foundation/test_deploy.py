@@ -121,11 +121,6 @@ def test_status_json_lists_the_seven_default_keys_in_the_cli_shape(fresh, run, b
         assert [(v["version"], v["state"]) for v in key["versions"]] == [(1, "primary")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="foundation bug: --json is only a global option, so "
-    "`ekm status --json` (CLI.md, issue 2) is rejected with exit 2",
-)
 def test_status_accepts_json_after_the_command(home, run):
     res = run("status", "--json").expect_ok()
     assert json.loads(res.stdout)["home"] == str(home)

@@ -164,16 +164,7 @@ def test_missing_master_key_file_is_exit_3(home, run):
         ("keys/rsa.json", 0o640, "0600"),
         ("keys/rsa.json", 0o604, "0600"),
         ("master.key", 0o644, "0600"),
-        pytest.param(
-            "keys",
-            0o755,
-            "0700",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="foundation: the keys dir mode is checked only when listing, so "
-                "`keys export NAME --reveal` works from a 0755 keys dir",
-            ),
-        ),
+        ("keys", 0o755, "0700"),
         (".", 0o755, "0700"),
         (".", 0o750, "0700"),
     ],
