@@ -266,10 +266,21 @@ def c_material_destroyed(p: bool, key: KeyRecord, ctx: Context, rel: frozenset) 
     need = "material of destroyed versions erased"
     out = []
     for x in key.versions:
-        if x.state is KeyState.DESTROYED:
-            st = FAIL if x.material_present else PASS
-            found = "destroyed but material still present" if x.material_present else "erased"
-            out.append(Outcome(st, found, need, x.version))
+        if x.state is not KeyState.DESTROYED:
+            continue
+        if x.material_present is None:
+            found = "material not checked (backend unreachable)"
+            out.append(Outcome(UNKNOWN, found, need, x.version))
+        elif not x.material_present:
+            out.append(Outcome(PASS, "erased", need, x.version))
+        elif x.destroy_after is not None and x.destroy_after > ctx.as_of:
+            found = f"kept for recovery until {iso(x.destroy_after)}"
+            out.append(Outcome(PASS, found, need, x.version))
+        elif x.destroy_after is not None:
+            found = f"recovery window ended {iso(x.destroy_after)}, material still present"
+            out.append(Outcome(FAIL, found, need, x.version))
+        else:
+            out.append(Outcome(FAIL, "destroyed but material still present", need, x.version))
     return out
 
 

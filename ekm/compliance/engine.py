@@ -88,6 +88,7 @@ class AuditResult:
     keys_evaluated: int = 0
     rules_evaluated: int = 0
     rules_not_in_force: int = 0
+    warnings: list[str] = field(default_factory=list)  # e.g. "master key locked: ..."
 
     def at_or_above(self, severity: str) -> list[CheckResult]:
         """Findings whose severity is at least ``severity`` (what ``--fail-on`` tests)."""
@@ -290,6 +291,11 @@ def _check_inventory(inv: Inventory) -> None:
         for v in k.versions:
             if v.key_type is not None and not isinstance(v.key_type, KeyType):
                 raise InvalidError(f"{where} version {v.version}: key_type must be a KeyType")
+            if v.destroy_after is not None and v.destroy_after.tzinfo is None:
+                raise InvalidError(
+                    f"{where} version {v.version}: destroy_after has no timezone; "
+                    "use UTC-aware times"
+                )
             if v.created.tzinfo is None:
                 raise InvalidError(
                     f"{where} version {v.version}: created has no timezone; use UTC-aware times"

@@ -69,6 +69,7 @@ def to_json(result: AuditResult, *, verbose: bool = False) -> dict[str, Any]:
             "failed": len(result.findings),
             "unknown": len(result.unknown),
         },
+        "warnings": list(result.warnings),
     }
     if verbose:
         doc["passed"] = [_item(p) for p in result.passed]
@@ -125,7 +126,12 @@ def to_sarif(result: AuditResult, *, home: str, tool_version: str) -> dict[str, 
     index = {(r.rule_set, r.id): i for i, r in enumerate(rules)}
     results = []
     for f in result.findings:
-        artifact = result.keystore_file if f.key is not None else result.config_file
+        if f.key is None:
+            artifact = result.config_file
+        else:
+            from urllib.parse import quote
+
+            artifact = result.keystore_file.replace("{key}", quote(f.key))
         location: dict[str, Any] = {
             "physicalLocation": {
                 "artifactLocation": {"uri": artifact, "uriBaseId": "EKMHOME"},

@@ -30,15 +30,20 @@ class VersionRecord:
     the same material under two names; ``None`` when it could not be computed (HSM-held keys).
     ``key_type`` mirrors ``ekm.model.KeyVersion.key_type``: after an algorithm migration the
     versions of one key may use different algorithms, and each is judged by its own.
+    ``material_present`` is ``None`` when it could not be checked (an HSM-held version while the
+    token is unreachable): the destruction rule then says "not evaluated", never "erased".
+    ``destroy_after`` is the end of a soft-delete recovery window: until then a destroyed
+    version keeps its material by design.
     """
 
     version: int
     state: KeyState
     created: datetime
     usage_count: int = 0
-    material_present: bool = True
+    material_present: bool | None = True
     fingerprint: str | None = None
     key_type: KeyType | None = None  # set when this version's algorithm differs (migration)
+    destroy_after: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,5 +111,5 @@ class Inventory:
     as_of: datetime
     keys: list[KeyRecord] = field(default_factory=list)
     deployment: DeploymentFacts = field(default_factory=DeploymentFacts)
-    keystore_file: str = "keystore.json"
+    keystore_file: str = "keystore.json"  # "{key}" is replaced by the key's name
     config_file: str = "ekm.toml"
