@@ -38,6 +38,7 @@ from ekm.keystore import Keystore
 from ekm.masterkey import MasterKeyOptions, RootKey
 from ekm.model import Key, KeyVersion, RotationPolicy
 from ekm.monitor.ops import MonitorOps
+from ekm.ops import CryptoOps
 from ekm.rotation.ops import RotationOps
 from ekm.timeutil import iso, parse_duration, utcnow
 
@@ -64,7 +65,7 @@ def default_usage(key_type: KeyType) -> KeyUsage:
     return _DEFAULT_USAGE_BY_FAMILY[spec(key_type).family]
 
 
-class KeyManager(RotationOps, MonitorOps, AuditOps):
+class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps):
     """Generate, store, rotate, use and audit the keys of one ekm home."""
 
     def __init__(

@@ -359,12 +359,15 @@ def decrypt_to_path(
     aad: bytes = b"",
     *,
     force: bool = False,
+    before_commit: Callable[[int], None] | None = None,
 ) -> int:
     """Decrypt into ``out_path``, which appears only once every segment verified.
 
     The plaintext goes to a 0600 temporary file in the target directory and is renamed over
     ``out_path`` after the last segment verified; on any failure the temporary file is
     removed. An existing ``out_path`` is refused (InvalidError, exit 3) unless ``force``.
+    ``before_commit(bytes)`` runs after verification and before the rename: a failure there
+    (e.g. the audit log cannot be written) leaves no output either.
     """
     target = Path(out_path)
     if (target.exists() or target.is_symlink()) and not force:
@@ -380,6 +383,8 @@ def decrypt_to_path(
         try:
             tmp, fh = stack.enter_context(_temp_beside(target))
             total = decrypt_stream(src, fh, resolve_slot, aad)
+            if before_commit is not None:
+                before_commit(total)
             _commit(tmp, fh, target, replace=force)
         except FileExistsError:
             raise InvalidError(f"{target} already exists; pass --force to overwrite it") from None
@@ -428,3 +433,13 @@ def _rewrap_copy(src: BinaryIO, dst: BinaryIO, resolve: Any, slot: KeySlot) -> N
     dst.write(_build_header(header.salt, header.segment_size, slot, dek))
     while chunk := src.read(_COPY_CHUNK):
         dst.write(chunk)
+
+
+def _register_builtin_kinds() -> None:
+    """Kind 0x02 (recipient public keys) ships with ekm; see ekm/crypto/recipient_slot.py."""
+    from ekm.crypto import recipient_slot
+
+    recipient_slot.register()
+
+
+_register_builtin_kinds()
