@@ -30,6 +30,9 @@ COMMAND_MODULES = [
     "rotate",
     "keys",
     "backup",
+    "migrate",
+    "monitor",
+    "audit",
 ]
 
 

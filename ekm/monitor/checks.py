@@ -62,6 +62,7 @@ class CheckContext:
     keys: dict[str, Any] = field(default_factory=dict)  # name -> Key, loaded this pass
     unreadable: set[str] = field(default_factory=set)  # key names whose file failed to load
     backends: dict[str, bool] = field(default_factory=dict)
+    listed: bool = False  # the keystore could be listed this pass (check_deleted relies on it)
 
     def event(
         self,
@@ -225,7 +226,8 @@ def check_deleted(ctx: CheckContext) -> list[Event]:
     mgr = ctx.manager
     events = []
     present = set(ctx.keys) | ctx.unreadable
-    for name in sorted(ctx.state.known_keys - present):
+    gone = ctx.state.known_keys - present if ctx.listed else set()
+    for name in sorted(gone):
         events.append(
             ctx.event(
                 "files.deleted",
@@ -236,7 +238,7 @@ def check_deleted(ctx: CheckContext) -> list[Event]:
                 key=name,
             )
         )
-    if not events:
+    if ctx.listed and not events:
         # Only a complete view becomes the baseline; a deletion stays reported until restored.
         ctx.state.known_keys = present
     else:
@@ -316,7 +318,9 @@ def check_integrity(ctx: CheckContext) -> list[Event]:
     store.forget()
     ctx.keys.clear()
     ctx.unreadable.clear()
-    for name in store.names():
+    names = store.names()
+    ctx.listed = True
+    for name in names:
         try:
             key = store.load(name)
             if not why_locked:
