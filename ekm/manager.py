@@ -22,6 +22,7 @@ from typing import Any
 from ekm import config as cfgmod
 from ekm.auditlog import AuditLog
 from ekm.backends.filestore import FileDocumentStore
+from ekm.backends.vault_ops import VaultOps
 from ekm.compliance.ops import AuditOps
 from ekm.crypto.keytypes import KeyState, KeyType, KeyUsage, parse_type, parse_usage, spec
 from ekm.errors import (
@@ -65,7 +66,7 @@ def default_usage(key_type: KeyType) -> KeyUsage:
     return _DEFAULT_USAGE_BY_FAMILY[spec(key_type).family]
 
 
-class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps):
+class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, VaultOps):
     """Generate, store, rotate, use and audit the keys of one ekm home."""
 
     def __init__(

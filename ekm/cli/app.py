@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "keys",
     "backup",
     "migrate",
+    "migrate",
     "monitor",
     "audit",
 ]

@@ -23,6 +23,13 @@ def deploy(
         metavar="file|passphrase|pkcs11|vault-transit",
         help="Where the master key comes from (default: file).",
     ),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        metavar="file|vault",
+        help="Where the keystore lives; vault joins the keystore shared at [vault] "
+        "(see docs/vault.md).",
+    ),
     systemd: str | None = typer.Option(
         None,
         "--systemd",
@@ -49,7 +56,7 @@ def deploy(
                 [[i["item"], "yes" if i["ok"] else "NO", i["detail"]] for i in report["items"]],
             )
         raise typer.Exit(0 if report["complete"] else 1)
-    report = mgr.deploy(master_key=master_key, dry_run=dry_run)
+    report = mgr.deploy_backend(backend=backend, master_key=master_key, dry_run=dry_run)
     if systemd:
         report["systemd_units"] = _write_units(mgr, systemd, dry_run)
     if obj.json:
