@@ -31,9 +31,10 @@ COMMAND_MODULES = [
     "keys",
     "backup",
     "migrate",
-    "migrate",
     "monitor",
     "audit",
+    "crypto",
+    "apikey",
 ]
 
 
