@@ -209,10 +209,10 @@ def audit(
     if obj.json and fmt != "json":
         raise UsageError(f"--json and --format {fmt} contradict each other; pick one")
     when = _as_of(as_of)
-    if compliance is None and rules is None:
-        message("ekm: no --compliance given: evaluating all built-in rule sets")
     mgr = obj.manager()
     result = mgr.audit(compliance, rules, when)
+    if compliance is None and rules is None:
+        message("ekm: no --compliance given: evaluated all built-in rule sets")
     for w in result.warnings:
         warn(w)
     if result.keys_evaluated == 0:
