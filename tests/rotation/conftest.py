@@ -61,3 +61,18 @@ def t0(home: Path, name: str = "session") -> datetime:
     from ekm.timeutil import from_iso
 
     return from_iso(doc(home, name)["meta"]["created"])
+
+
+PASSPHRASE = "rotation tests passphrase"
+
+
+@pytest.fixture(scope="session")
+def pass_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A passphrase-protected home (Argon2id at its cheapest) with the fast key set."""
+    from ekm.manager import KeyManager
+    from tests.rotation.helpers import FAST_ARGON2
+
+    config = f'[master_key]\nsource = "passphrase"\n{FAST_ARGON2}\n{FAST_CONFIG}'
+    path = make_home(tmp_path_factory.mktemp("ekm-rotation-pass") / "home", config)
+    KeyManager(path, passphrase=PASSPHRASE, env={}).deploy()
+    return path
