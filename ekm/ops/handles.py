@@ -97,7 +97,8 @@ class HandleOps:
                 from ekm.crypto.dekcache import DataKeyCache
 
                 self._dek_cache = DataKeyCache(section["max_size"], float(section["ttl_seconds"]))
-        return self._dek_cache or None
+        # not ``or``: an empty DataKeyCache is falsy (it has __len__)
+        return None if self._dek_cache is False else self._dek_cache
 
     def _persist_usage(self, name: str, version: int, delta: int) -> int:
         """Add ``delta`` to the stored usage count under the keystore lock; the new count."""
@@ -137,7 +138,7 @@ class HandleOps:
     def close(self) -> None:
         """Flush usage counts, drop cached data keys and stop the worker threads."""
         self.flush_usage()
-        if self._dek_cache:
+        if self._dek_cache not in (None, False):
             self._dek_cache.clear()
         state = self.__dict__.get("_crypto_ops_state")
         if state is not None:
