@@ -152,7 +152,7 @@ class DataOps(HandleOps):
             from ekm.crypto.recipient_slot import RecipientSlot
 
             self.unlock()
-            resolved = [self.recipient_public(r) for r in recipients]
+            resolved = [_parse_recipient(r) or self.recipient_public(r) for r in recipients]
             slot = RecipientSlot(resolved)
             return slot, ",".join(slot.recipient_ids)[:200], None
         if not name:
@@ -305,6 +305,34 @@ class DataOps(HandleOps):
             from_key=old[0], from_version=old[1], path=str(p),
         )  # fmt: skip
         return {**result, "changed": True}
+
+
+def _parse_recipient(text: str) -> tuple[str, bytes, str] | None:
+    """``ekm-recipient:TYPE:ID:BASE64URL`` where ID may itself hold colons (``name:v3``).
+
+    None for a key name (resolved by the home). The public key is checked when sealing.
+    """
+    import base64
+    import binascii
+
+    from ekm.crypto.keytypes import parse_type, spec
+    from ekm.errors import UsageError
+
+    if not text.startswith("ekm-recipient:"):
+        return None
+    parts = text.strip().split(":")
+    try:
+        if len(parts) < 4 or not parts[-1]:
+            raise ValueError
+        key_type = parse_type(parts[1])
+        raw = base64.urlsafe_b64decode(parts[-1] + "=" * (-len(parts[-1]) % 4))
+    except (ValueError, binascii.Error):
+        raise UsageError(
+            "malformed recipient string; expected ekm-recipient:TYPE:ID:BASE64URL"
+        ) from None
+    if spec(key_type).family not in ("ecdh", "ml-kem", "hybrid-kem"):
+        raise UsageError(f"a {key_type.value} key cannot be a recipient")
+    return key_type.value, raw, ":".join(parts[2:-1])
 
 
 def _used(resolver: _Resolver) -> tuple[str | None, int | None]:
