@@ -110,3 +110,10 @@ def test_kdf_passthrough(mgr):
     assert mgr.verify_password("correct horse", phc) and not mgr.verify_password("wrong", phc)
     d = mgr.derive_key("s3cret", kdf="scrypt", salt=b"\0" * 16)
     assert len(d.key) == 32 and d.key == mgr.derive_key("s3cret", kdf="scrypt", salt=b"\0" * 16).key
+
+
+def test_jwks_publishes_pending_versions(mgr):
+    mgr.generate("idp", type="ec-p256", usage="signing")
+    mgr.prepare_rotation("idp")
+    kids = [k["kid"] for k in json.loads(mgr.export_jwks("idp"))["keys"]]
+    assert kids == ["idp:v1", "idp:v2"]  # v2 is pending: verifiers learn it before it signs
