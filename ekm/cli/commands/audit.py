@@ -209,6 +209,10 @@ def audit(
     if obj.json and fmt != "json":
         raise UsageError(f"--json and --format {fmt} contradict each other; pick one")
     when = _as_of(as_of)
+    if output and fmt == "table":
+        raise UsageError("--output needs --format json, sarif, junit or markdown")
+    if output and Path(output).is_dir():
+        raise UsageError(f"--output {output}: is a directory; name a file")
     mgr = obj.manager()
     result = mgr.audit(compliance, rules, when)
     if compliance is None and rules is None:
@@ -224,12 +228,8 @@ def audit(
     if output:
         from ekm.fsutil import atomic_write
 
-        if text is None:
-            raise UsageError("--output needs --format json, sarif, junit or markdown")
-        path = Path(output)
-        if path.is_dir():
-            raise UsageError(f"--output {output}: is a directory; name a file")
-        atomic_write(path, text.encode())
+        assert text is not None  # the table was refused above
+        atomic_write(Path(output), text.encode())
         message(f"ekm: wrote the {fmt} report to {output}")
     elif text is not None:
         typer.echo(text, nl=False)
