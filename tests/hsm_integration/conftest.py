@@ -29,11 +29,20 @@ PIN_ENV = "EKM_TEST_HSM_PIN"
 WRONG_PIN = "0000-wrong-pin"
 
 
+#: A small key set (deploy stays fast): one file signing key, one file AES key, and one
+#: configured key whose material deploy creates in the token.
+KEY_SET = {
+    "app_signing": {"type": "ed25519", "usage": "signing", "rotate_every": "90d"},
+    "app_data": {"type": "aes-256-gcm", "usage": "encryption", "rotate_every": "90d"},
+    "hsm_configured": {"type": "ec-p256", "usage": "signing", "backend": "pkcs11"},
+}
+
+
 def hsm_toml(token: softhsm.SoftHsmToken, **overrides: object) -> str:
-    """The ``[hsm]`` table of ekm.toml for ``token`` (PIN from EKM_TEST_HSM_PIN)."""
+    """ekm.toml with the ``[hsm]`` table for ``token`` (PIN from EKM_TEST_HSM_PIN), KEY_SET."""
     import tomli_w
 
-    return tomli_w.dumps({"hsm": token.hsm_table(**overrides)})
+    return tomli_w.dumps({"hsm": token.hsm_table(**overrides), "keys": KEY_SET})
 
 
 def write_config(home: Path, text: str) -> Path:

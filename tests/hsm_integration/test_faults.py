@@ -80,8 +80,8 @@ def test_deploy_pkcs11_without_hsm_section(hsm: Hsm, tmp_path: Path) -> None:
 
 def test_wrong_pin_is_exit_4_and_never_printed(fault_hsm: Hsm) -> None:
     for args in (("generate", "k", "--type", "ec-p256", "--backend", "pkcs11"),
-                 ("keys", "export", "rsa", "--public"),
-                 ("--debug", "keys", "export", "rsa", "--public")):  # fmt: skip
+                 ("keys", "export", "app_signing", "--public"),
+                 ("--debug", "keys", "export", "app_signing", "--public")):  # fmt: skip
         res = ekm(fault_hsm.env(pin=WRONG_PIN), *args)
         assert_no_secret(fault_hsm.token, res.stdout, res.stderr)
         assert res.code == 4, res.stderr
@@ -89,7 +89,7 @@ def test_wrong_pin_is_exit_4_and_never_printed(fault_hsm: Hsm) -> None:
             res.expect_error(4, "token 'ekm-fault' refused the PIN from environment variable "
                                 "EKM_TEST_HSM_PIN", "fix [hsm] pin_env")  # fmt: skip
     # Three wrong attempts, one per process, did not lock the token (SoftHSM locks at 10).
-    ekm(fault_hsm.env(), "keys", "export", "rsa", "--public").expect_ok()
+    ekm(fault_hsm.env(), "keys", "export", "app_signing", "--public").expect_ok()
 
 
 def test_token_removed_between_operations(fault_hsm: Hsm) -> None:
@@ -112,7 +112,7 @@ def test_token_reinitialised_under_ekm(fault_hsm: Hsm) -> None:
     """Same label, objects gone: the master key is missing, which is not a wrong PIN."""
     env = fault_hsm.env()
     softhsm.reinit_token(fault_hsm.token)
-    res = ekm(env, "keys", "export", "rsa", "--public")
+    res = ekm(env, "keys", "export", "app_signing", "--public")
     check(fault_hsm, res, 3, "no key labelled 'ekm-master' in HSM token 'ekm-fault'")
 
 

@@ -51,10 +51,15 @@ def test_deploy_put_the_master_key_in_the_token(hsm: Hsm, run_ekm) -> None:
     assert master["class"] == "Secret Key Object"
     assert master["usage"] == "encrypt, decrypt"
     assert "sensitive, always sensitive, never extractable" in master["access"]
-    # The default key set stays on the file backend, wrapped by the token's master key.
+    # The configured key set: file keys wrapped by the token's master key, and one key whose
+    # material deploy created in the token.
     status = json.loads(run_ekm("--json", "status").expect_ok().stdout)
     assert status["backends"]["master_key"]["source"] == "pkcs11"
-    assert {k["backend"] for k in status["keys"] if not k["name"].startswith("h_")} == {"file"}
+    backends = {k["name"]: k["backend"] for k in status["keys"]}
+    assert backends["app_signing"] == backends["app_data"] == "file"
+    assert backends["hsm_configured"] == "pkcs11"
+    pair = objects(hsm.token)["ekm/hsm_configured/v1"]
+    assert sorted(o["class"] for o in pair) == ["Private Key Object", "Public Key Object"]
     # Idempotent: a second deploy changes nothing (and needs the token to check the key set).
     again = json.loads(run_ekm("--json", "deploy", "--master-key", "pkcs11").expect_ok().stdout)
     assert again["changed"] is False
@@ -62,12 +67,12 @@ def test_deploy_put_the_master_key_in_the_token(hsm: Hsm, run_ekm) -> None:
 
 
 def test_file_keys_need_the_token_to_unlock(hsm: Hsm, run_ekm, tmp_path: Path) -> None:
-    out = tmp_path / "rsa.pem"
-    run_ekm("keys", "export", "rsa", "--public", "--out", str(out)).expect_ok()
+    out = tmp_path / "app_signing.pem"
+    run_ekm("keys", "export", "app_signing", "--public", "--out", str(out)).expect_ok()
     assert out.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
     # Without the PIN the master key cannot be unwrapped: the keystore stays locked.
     res = ekm({k: v for k, v in hsm.env().items() if k != "EKM_TEST_HSM_PIN"},
-              "keys", "export", "rsa", "--public")  # fmt: skip
+              "keys", "export", "app_signing", "--public")  # fmt: skip
     res.expect_error(3, "[hsm] pin_env names EKM_TEST_HSM_PIN, which is not set or empty")
 
 
@@ -205,7 +210,7 @@ def test_a_signing_key_cannot_encrypt_nor_an_aes_key_sign(
     assert "only aes-256-gcm HSM keys encrypt" in out["message"]
     out = api(hsm.env(), "sign", generated["aes-256-gcm"], "00")
     assert out["error"] == "InvalidError" and "cannot sign in an HSM" in out["message"]
-    out = api(hsm.env(), "sign", "rsa", "00")  # a file key is not an HSM key
+    out = api(hsm.env(), "sign", "app_signing", "00")  # a file key is not an HSM key
     assert out["error"] == "InvalidError" and "on the file backend, not pkcs11" in out["message"]
 
 
@@ -213,7 +218,7 @@ def test_rotate_makes_a_new_object_and_destroy_removes_the_old(
     hsm: Hsm, run_ekm, tmp_path: Path
 ) -> None:
     name = "rotating_signer"
-    run_ekm("generate", name, "--type", "ec-p256", "--backend", "pkcs11").expect_ok()
+    run_ekm("generate", name, "--type", "ec-p256", "--backend", "pkcs11", "--no-backup").expect_ok()
     v1_pub = run_ekm("keys", "export", name, "--public").expect_ok().stdout
     run_ekm("rotate", name, "--force").expect_ok()
     labels = objects(hsm.token)
@@ -222,7 +227,7 @@ def test_rotate_makes_a_new_object_and_destroy_removes_the_old(
     assert v2_pub != v1_pub  # a new key pair, not a relabelled one
     assert run_ekm("keys", "export", name, "--public", "--version", "1").stdout == v1_pub
     jwks = json.loads(run_ekm("keys", "export", name, "--public", "--format", "jwks").stdout)
-    assert [k["kid"] for k in jwks["keys"]] == [f"{name}:v2"]
+    assert [k["kid"] for k in jwks["keys"]] == [f"{name}:v1", f"{name}:v2"]  # v1 still verifies
     # The old version still verifies; the new one signs.
     assert api(hsm.env(), "sign", name, "00")["version"] == 2
     out = api(hsm.env(), "sign", name, "00", "1")
@@ -233,13 +238,16 @@ def test_rotate_makes_a_new_object_and_destroy_removes_the_old(
     assert f"ekm/{name}/v1" not in labels and len(labels[f"ekm/{name}/v2"]) == 2
     res = run_ekm("keys", "export", name, "--public", "--version", "1")
     res.expect_error(3, f"key '{name}' version 1 is destroyed")
+    jwks = json.loads(run_ekm("keys", "export", name, "--public", "--format", "jwks").stdout)
+    assert [k["kid"] for k in jwks["keys"]] == [f"{name}:v2"]
     # The primary cannot be destroyed.
     run_ekm("keys", "destroy", name, "--version", "2").expect_error(3, "is the primary")
 
 
 def test_rotate_the_aes_key_keeps_old_ciphertexts_readable(hsm: Hsm, run_ekm) -> None:
     name = "rotating_aes"
-    run_ekm("generate", name, "--type", "aes-256-gcm", "--backend", "pkcs11").expect_ok()
+    res = run_ekm("generate", name, "--type", "aes-256-gcm", "--backend", "pkcs11", "--no-backup")
+    res.expect_ok()
     sealed = api(hsm.env(), "seal", name, "c0ffee", "a")
     run_ekm("rotate", name, "--force").expect_ok()
     assert api(hsm.env(), "seal", name, "00", "a")["version"] == 2
