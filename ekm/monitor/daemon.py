@@ -300,6 +300,11 @@ class MonitorDaemon:
                 f"{manager.home} is not a deployed ekm home (run `ekm deploy`, or pass --home)"
             )
         previous = self._install_signals()
+        import faulthandler
+
+        # `kill -USR1 PID` writes every thread's stack to stderr: a hung daemon can be
+        # diagnosed without a debugger (stacks hold code locations, never data).
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         watcher = None
         try:
             self._configure(manager)

@@ -209,6 +209,8 @@ def sd_notify(state: str, *, env: Mapping[str, str] | None = None) -> bool:
 
     Returns False, doing nothing, when not run by systemd (no ``$NOTIFY_SOCKET``) or when the
     socket cannot be reached: notification is best effort and must never stop the daemon.
+    The send does not wait: a datagram socket whose reader has fallen behind is full, and a
+    blocking send would freeze the monitor loop until someone read it.
     """
     address = (os.environ if env is None else env).get("NOTIFY_SOCKET", "")
     if not address or not state:
@@ -220,8 +222,9 @@ def sd_notify(state: str, *, env: Mapping[str, str] | None = None) -> bool:
         return False
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.setblocking(False)
             sock.connect(address)
-            sock.sendall(state.encode())
+            sock.send(state.encode())
     except OSError as exc:
         log.debug("sd_notify failed: %s", type(exc).__name__)
         return False
