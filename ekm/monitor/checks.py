@@ -290,6 +290,9 @@ def _try_unlock(ctx: CheckContext) -> str | None:
         return st.unlock_error
     try:
         mgr.unlock()
+    except UnsafePermissionsError:
+        st.unlock_tried = False  # not a wrong secret: try again once the modes are fixed
+        return "the home's permissions are unsafe (see files.permissions)"
     except IntegrityError:
         st.unlock_error = "the master key could not be unlocked (wrong passphrase or key file?)"
     except EkmError as exc:
@@ -314,11 +317,23 @@ def check_integrity(ctx: CheckContext) -> list[Event]:
                 f"keystore MAC check skipped: {why_locked}",
             )
         )
-    store = ctx.manager.keystore
-    store.forget()
     ctx.keys.clear()
     ctx.unreadable.clear()
-    names = store.names()
+    try:
+        store = ctx.manager.keystore
+        store.forget()
+        names = store.names()
+    except UnsafePermissionsError:
+        # The keystore refuses an unsafe home or keys/ (check_permissions reports the modes).
+        return [
+            ctx.event(
+                "integrity.skipped",
+                SecurityLevel.INFO,
+                "keystore",
+                "keystore check skipped: the keystore refuses unsafe permissions "
+                "(see files.permissions)",
+            )
+        ]
     ctx.listed = True
     for name in names:
         try:
