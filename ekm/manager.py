@@ -40,6 +40,7 @@ from ekm.masterkey import MasterKeyOptions, RootKey
 from ekm.model import Key, KeyVersion, RotationPolicy
 from ekm.monitor.ops import MonitorOps
 from ekm.ops import CryptoOps
+from ekm.ops.signing import SigningOps
 from ekm.rotation.ops import RotationOps
 from ekm.timeutil import iso, parse_duration, utcnow
 
@@ -66,7 +67,7 @@ def default_usage(key_type: KeyType) -> KeyUsage:
     return _DEFAULT_USAGE_BY_FAMILY[spec(key_type).family]
 
 
-class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, VaultOps):
+class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, VaultOps):
     """Generate, store, rotate, use and audit the keys of one ekm home."""
 
     def __init__(

@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "monitor",
     "audit",
     "crypto",
+    "signing",
     "apikey",
 ]
 

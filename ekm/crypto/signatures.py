@@ -152,12 +152,30 @@ def sign_digest(
     """As :func:`sign`, given the SHA-512 ``digest`` of the data (for streamed files)."""
     from ekm.crypto import material as mat
 
+    t, _ = _alg(key_type)
+    return sign_with_key(
+        t, mat.private_key(t, material), digest, key_name=key_name, version=version
+    )
+
+
+def sign_with_key(
+    key_type: KeyType | str, key: Any, digest: bytes, *, key_name: str, version: int
+) -> bytes:
+    """As :func:`sign_digest`, given the loaded private-key object of ``key_type``.
+
+    For callers that sign many documents with one key (KeyManager caches the object): loading
+    an ML-DSA key expands its seed, which costs about as much as a signature.
+    """
     t, alg_id = _alg(key_type)
     header = _header(alg_id, key_name, version)
     rep = _representative(alg_id, header, _check_digest(digest))
-    key = mat.private_key(t, material)
     sig = _raw_sign(t, key, rep)
     return header + struct.pack(">I", len(sig)) + sig
+
+
+def algorithm_of(key_type: KeyType | str) -> str:
+    """The algorithm name a document made by ``key_type`` carries (e.g. ``ml-dsa-65``)."""
+    return ALG_NAMES[_alg(key_type)[1]]
 
 
 def _raw_sign(t: KeyType, key: Any, rep: bytes) -> bytes:
