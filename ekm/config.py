@@ -105,6 +105,12 @@ def _str_map(v: Any) -> dict[str, str]:
     return dict(v)
 
 
+def _pq_algorithms(v: Any) -> list[str]:
+    from ekm.crypto.pq import check_algorithm_names  # light: cryptography loads lazily
+
+    return check_algorithm_names(v)
+
+
 def _key_type(v: Any) -> str:
     if not isinstance(v, str):
         raise ValueError("a key type name")
@@ -237,7 +243,7 @@ SCHEMA: dict[str, dict[str, Option]] = {
     "pqc": {
         "enabled": Option(_bool, False, "offer post-quantum key types in the default key set"),
         "algorithms": Option(
-            _str_list,
+            _pq_algorithms,
             ["ML-KEM-768", "ML-DSA-65"],
             "post-quantum algorithms (FIPS 203/204 names; CRYSTALS-Kyber/Dilithium accepted)",
         ),

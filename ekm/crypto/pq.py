@@ -66,6 +66,47 @@ JOSE_ALG: dict[KeyType, str] = {
 # DER of the X-Wing OID 1.3.6.1.4.1.62253.25722 (draft-connolly-cfrg-xwing-kem-10, 5.8).
 _XWING_OID_DER = bytes.fromhex("060b2b0601040183e62d81c87a")
 
+#: ``[pqc] algorithms`` spellings -> FIPS 203/204 names. The round-3 CRYSTALS names are the
+#: old system's; a bare "CRYSTALS-Kyber"/"CRYSTALS-Dilithium" meant its default parameter set
+#: (Kyber-768, Dilithium3), which became ML-KEM-768 and ML-DSA-65.
+PQC_ALGORITHMS: dict[str, str] = {
+    **{n.lower(): n for n in ("ML-KEM-768", "ML-KEM-1024", "ML-DSA-44", "ML-DSA-65", "ML-DSA-87")},
+    "crystals-kyber": "ML-KEM-768",
+    "crystals-kyber-768": "ML-KEM-768",
+    "crystals-kyber-1024": "ML-KEM-1024",
+    "kyber768": "ML-KEM-768",
+    "kyber1024": "ML-KEM-1024",
+    "crystals-dilithium": "ML-DSA-65",
+    "crystals-dilithium2": "ML-DSA-44",
+    "crystals-dilithium3": "ML-DSA-65",
+    "crystals-dilithium5": "ML-DSA-87",
+    "dilithium2": "ML-DSA-44",
+    "dilithium3": "ML-DSA-65",
+    "dilithium5": "ML-DSA-87",
+}
+
+
+def check_algorithm_names(value: Any) -> list[str]:
+    """The ``[pqc] algorithms`` checker: FIPS names (aliases mapped), ValueError otherwise.
+
+    The ValueError text is the "expected ..." part of the ConfigError that names the file and
+    the key (ekm/config.py), so it names the offending entry and the accepted spellings.
+    """
+    accepted = "a list of ML-KEM-768, ML-KEM-1024, ML-DSA-44, ML-DSA-65, ML-DSA-87 (or the "
+    accepted += "CRYSTALS-Kyber / CRYSTALS-Dilithium names)"
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ValueError(accepted)
+    out: list[str] = []
+    for name in value:
+        fips = PQC_ALGORITHMS.get(name.strip().lower())
+        if fips is None:
+            shown = name if len(name) <= 40 else name[:37] + "..."
+            raise ValueError(f"{accepted}; {shown!r} is not one")
+        if fips not in out:
+            out.append(fips)
+    return out
+
+
 MLDSA65_PK_LEN = 1952
 MLDSA65_SIG_LEN = 3309
 ED25519_PK_LEN = 32
