@@ -119,13 +119,13 @@ def build_dispatcher(
     notifiers: list[Any] = []
     if options.webhook:
         secret = env.get(options.webhook_secret_env) or None
+        notifiers.append(WebhookNotifier(options.webhook, secret=secret, home=home))
         if secret is None:
             log.warning(
                 "webhook bodies are not signed: set %s to a random secret "
                 "(openssl rand -hex 32) so receivers can verify them",
                 options.webhook_secret_env,
             )
-        notifiers.append(WebhookNotifier(options.webhook, secret=secret, home=home))
     if options.slack:
         notifiers.append(SlackNotifier(options.slack, home=home))
     if not notifiers:

@@ -100,8 +100,10 @@ def _once(obj, flags: dict[str, object]) -> int:
     if not mgr.deployed:
         raise NotFoundError(f"{mgr.home} is not a deployed ekm home (run `ekm deploy`)")
     options = MonitorOptions.resolve(mgr.config, flags)
+    # Notifiers first: a bad URL or secret is a usage error before anything is checked.
+    # A one-shot run retries quickly (0.25 s, 0.5 s, 1 s) rather than the daemon's 1-2-4 s.
+    dispatcher = build_dispatcher(options, home=str(mgr.home), env=os.environ, backoff=0.25)
     result = mgr.monitor_check()
-    dispatcher = build_dispatcher(options, home=str(mgr.home), env=os.environ)
     failures = []
     if dispatcher is not None:
         try:
