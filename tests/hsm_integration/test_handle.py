@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -232,3 +233,55 @@ def test_signer_for_and_type_mismatch(token) -> None:
     liar = _key("jwt", KeyType.EC_P384, [label], [KeyState.PRIMARY])
     with pytest.raises(InvalidError, match="has type ec-p256, not ec-p384"):
         signer_for(token, liar).sign(b"x")
+
+
+# -- export_public_der: the HSM's public half, re-encoded (hostile DER refused) --------------
+
+
+def _der(private) -> bytes:
+    from cryptography.hazmat.primitives import serialization as ser
+
+    return private.public_key().public_bytes(
+        ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@pytest.mark.parametrize("key_type", [KeyType.EC_P256, KeyType.ED25519])
+def test_export_public_der_matches_file_export(key_type: KeyType) -> None:
+    from ekm.crypto import export, material
+
+    mat = material.generate(key_type)
+    der = _der(material.private_key(key_type, mat))
+    for fmt in ("pem", "der", "jwk", "jwks"):
+        assert export.export_public_der(key_type, der, fmt=fmt, kid="k:v1") == export.export_key(
+            key_type, mat, fmt=fmt, public=True, kid="k:v1"
+        )
+    if key_type is KeyType.ED25519:
+        assert export.export_public_der(key_type, der, fmt="raw") == der[-32:]
+
+
+@pytest.mark.parametrize(
+    ("key_type", "der_of", "fmt", "message"),
+    [
+        (KeyType.EC_P256, "garbage", "pem", "is not DER SubjectPublicKeyInfo"),
+        (KeyType.EC_P256, "ec-p384", "pem", "the public key given is not a ec-p256 key"),
+        (KeyType.RSA_4096, "ec-p256", "pem", "the public key given is not a rsa-4096 key"),
+        (KeyType.ED25519, "ec-p256", "jwk", "the public key given is not a ed25519 key"),
+        (KeyType.EC_P256, "ec-p256", "raw", "a ec-p256 key has no raw form"),
+        (KeyType.EC_P256, "ec-p256", "base64", "exports as pem, der, jwk or jwks, not base64"),
+        (KeyType.EC_P256, "ec-p256", "xml", "unknown export format 'xml'"),
+        (KeyType.AES_256_GCM, "ec-p256", "pem", "has no classic public key to export from DER"),
+        (KeyType.ML_DSA_65, "ec-p256", "pem", "has no classic public key to export from DER"),
+    ],
+)
+def test_export_public_der_refuses(key_type, der_of: str, fmt: str, message: str) -> None:
+    from ekm.crypto import export, material
+
+    if der_of == "garbage":
+        der = b"\x30\x03\x02\x01\x00"
+    else:
+        t = KeyType(der_of)
+        der = _der(material.private_key(t, material.generate(t)))
+    with pytest.raises(InvalidError, match=re.escape(message)) as info:
+        export.export_public_der(key_type, der, fmt=fmt)
+    assert info.value.exit_code == 3
