@@ -12,6 +12,7 @@ sections that ``ekm.toml`` has.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -564,6 +565,10 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
                     store.save(key, add_material=material, create=True)
                 except EkmError as exc:
                     self._audit_failure("generate", key.name, 1, exc)
+                    ref = key.versions[0].backend_ref
+                    if key.backend == "pkcs11" and ref:  # no orphaned object in the token
+                        with contextlib.suppress(EkmError):
+                            self.hsm_token().destroy(ref)
                     raise
                 created.append(key)
         return created
