@@ -42,6 +42,7 @@ from ekm.model import Key, KeyVersion, RotationPolicy
 from ekm.monitor.ops import MonitorOps
 from ekm.ops import CryptoOps
 from ekm.ops.signing import SigningOps
+from ekm.report.ops import ReportOps
 from ekm.rotation.ops import RotationOps
 from ekm.timeutil import iso, parse_duration, utcnow
 
@@ -68,7 +69,7 @@ def default_usage(key_type: KeyType) -> KeyUsage:
     return _DEFAULT_USAGE_BY_FAMILY[spec(key_type).family]
 
 
-class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, VaultOps):
+class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, VaultOps, ReportOps):
     """Generate, store, rotate, use and audit the keys of one ekm home."""
 
     def __init__(

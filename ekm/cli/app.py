@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "crypto",
     "signing",
     "apikey",
+    "report",
 ]
 
 
