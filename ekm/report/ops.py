@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ekm.errors import EkmError, InvalidError
+from ekm.errors import EkmError, InvalidError, UsageError
 from ekm.timeutil import iso, utcnow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,7 +100,7 @@ class ReportOps:
             if previous is not None and previous.period_end <= when:
                 start = previous.period_end
         if start > when:
-            raise InvalidError(
+            raise UsageError(
                 f"--since {iso(start)} is after the report's end {iso(when)}; pass an "
                 "earlier --since or a later --as-of"
             )
