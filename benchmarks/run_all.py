@@ -37,6 +37,21 @@ EXPLICIT_ONLY = {"crash_soak"}
 COMPARISON = re.compile(r"ratio|overhead|x python|\bvs\b|versus|relative|\d+(\.\d+)?x\b", re.I)
 
 
+def comparison_lines(out: str) -> list[str]:
+    """Lines comparing ekm with a peer: a matching header and the table rows under it."""
+    picked: list[str] = []
+    rows = out.splitlines()
+    i = 0
+    while i < len(rows):
+        if COMPARISON.search(rows[i]):
+            while i < len(rows) and rows[i].strip():
+                if rows[i].strip() not in picked:
+                    picked.append(rows[i].strip())
+                i += 1
+        i += 1
+    return picked
+
+
 def scripts(only: list[str]) -> list[Path]:
     found = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
     names = {p.stem for p in found}
@@ -70,7 +85,7 @@ def main() -> int:
             out, code = "", "timeout"
         seconds = time.perf_counter() - start
         print(out.rstrip())
-        lines = [ln.strip() for ln in out.splitlines() if COMPARISON.search(ln)]
+        lines = comparison_lines(out)
         status = "ok" if code == 0 else f"exit {code}"
         if code != 0 and re.search(r"skip|not installed|not found", out, re.I):
             status = f"skipped ({code})"
@@ -82,7 +97,7 @@ def main() -> int:
         failed += not status.startswith(("ok", "skipped"))
         first, *rest = lines or ["(no comparison line printed)"]
         print(f"{name:16}{status:>14}{seconds:>9.1f}  {first[:110]}")
-        for line in rest[:12]:
+        for line in rest[:16]:
             print(f"{'':41}{line[:110]}")
     return 1 if failed else 0
 
