@@ -124,42 +124,61 @@ class RotationOps:
         store = self.keystore
         with store.store.lock():
             store.forget()
-            keys = [store.load(p["name"]) for p in plan]
+            # Decide again under the lock: another ekm (an overlapping cron run) may have
+            # rotated some of these keys while we waited.
+            work: list[tuple[dict[str, Any], Key]] = []
+            for entry in plan:
+                key = store.load(entry["name"])
+                due = force or explicit or key.due(now)
+                if not due or key.primary is None or key.rotation_stage:
+                    continue
+                entry["from_version"] = key.primary_version
+                entry["to_version"] = key.latest_version + 1
+                work.append((entry, key))
+            plan = [entry for entry, _ in work]
             backup_path = self._local_backup(
-                [k for k in keys if k.policy.backup], now, "pre-rotate"
+                [k for _, k in work if k.policy.backup], now, "pre-rotate"
             )
-            records = []
-            for i, (entry, key) in enumerate(zip(plan, keys, strict=True)):
-
-                def step(key: Key, entry: dict[str, Any] = entry) -> dict[str, Any]:
-                    new = staged.rotate(
-                        key, now, keep_versions=self._keep_versions(key), to_type=new_type
-                    )
-                    entry["to_version"] = new.version
-                    return {"add_material": self._make_material(key, new)}
-
-                key = store.mutate(key.name, step)  # re-reads and retries on a CAS conflict
-                entry["backup"] = str(backup_path) if key.policy.backup and backup_path else None
-                records.append(
-                    {
-                        "op": "rotate",
-                        "key": key.name,
-                        "version": entry["to_version"],
-                        "from_version": entry["from_version"],
-                        "type": entry["type"],
-                        "reason": entry["reason"],
-                        "now": now,
-                    }
-                )
-                if len(records) >= 256:
-                    self.audit_log.append_many(records)
-                    records = []
+            for start in range(0, len(work), 256):
+                self._rotate_batch(work[start : start + 256], now, new_type, backup_path)
                 if progress:
-                    progress(i + 1, len(plan))
-            if records:
-                self.audit_log.append_many(records)
+                    progress(min(start + 256, len(work)), len(work))
             self._purge_expired(now)
         return RotationResult(plan)
+
+    def _rotate_batch(self, work: list[tuple[dict[str, Any], Key]], now: datetime,
+                      new_type: KeyType | None, backup_path: Path | None) -> None:
+        """Rotate up to 256 keys: audit records first (fail closed), then the writes.
+
+        A write that fails is recorded as failed, and the keys after it as not done.
+        """
+
+        def record(entry: dict[str, Any], result: str, **extra: Any) -> dict[str, Any]:
+            return {"op": "rotate", "key": entry["name"], "version": entry["to_version"],
+                    "from_version": entry["from_version"], "type": entry["type"],
+                    "reason": entry["reason"], "result": result, "now": now, **extra}
+
+        self.audit_log.append_many([record(entry, "ok") for entry, _ in work])
+        for n, (entry, key) in enumerate(work):
+
+            def step(key: Key, entry: dict[str, Any] = entry) -> dict[str, Any]:
+                new = staged.rotate(key, now, keep_versions=self._keep_versions(key),
+                                    to_type=new_type)
+                entry["actual_version"] = new.version
+                return {"add_material": self._make_material(key, new)}
+
+            try:
+                key = self.keystore.mutate(key.name, step)  # re-reads on a CAS conflict
+            except EkmError as exc:
+                self.audit_log.append_many(
+                    [record(entry, "error", error=type(exc).__name__)]
+                    + [record(e, "not done") for e, _ in work[n + 1 :]]
+                )
+                raise
+            if entry.pop("actual_version") != entry["to_version"]:  # another host rotated too
+                entry["to_version"] = key.primary_version
+                self.audit_log.append_many([record(entry, "ok", note="version corrected")])
+            entry["backup"] = str(backup_path) if key.policy.backup and backup_path else None
 
     def _check_migration(self, key: Key, new_type: KeyType) -> None:
         old, new = spec(key.type), spec(new_type)
@@ -230,7 +249,10 @@ class RotationOps:
         now: datetime | None = None,
     ) -> RotationResult:
         """Stage 1: add a ``pending`` version to each key (published, not yet used)."""
-        new_type = parse_type(getattr(to_type, "value", to_type)) if to_type else None
+        try:
+            new_type = parse_type(getattr(to_type, "value", to_type)) if to_type else None
+        except ValueError as exc:
+            raise UsageError(f"--to-type: {exc}") from None
         backed_up: list[str] = []
 
         def fn(key: Key, when: datetime) -> tuple[dict[int, bytes], int]:
@@ -339,7 +361,10 @@ class RotationOps:
         """
         now = now or utcnow()
         window = recovery_window or self.config.get("rotation", "soft_delete_window")
-        delta = parse_duration(window)
+        try:
+            delta = parse_duration(window)
+        except ValueError as exc:
+            raise UsageError(f"--recovery-window: {exc}") from None
         if delta and not timedelta(days=7) <= delta <= timedelta(days=30):
             raise UsageError(f"--recovery-window {window}: expected 0s or 7d to 30d")
         self.unlock()
@@ -557,8 +582,9 @@ class RotationOps:
             path = path.with_name(f"{path.stem}-{n}.ekmbak")
         atomic_write(path, data)
         self.audit_log.append(
-            "backup.create", keys=len(keys), mode="local", path=str(path), reason=reason, now=now
-        )
+            "backup.create", keys=len(keys), names=[k.name for k in keys], mode="local",
+            path=str(path), reason=reason, now=now,
+        )  # fmt: skip
         return path
 
     def _backup_dir(self) -> Path:
@@ -572,12 +598,14 @@ class RotationOps:
         mode: str = "passphrase",
         passphrase: str | None = None,
         recipient: str | None = None,
+        path: Path | None = None,
         now: datetime | None = None,
     ) -> bytes:
-        """An encrypted bundle of ``names`` (all keys by default).
+        """An encrypted bundle of ``names`` (all keys by default), written to ``path`` if given.
 
         ``recipient`` is a key name in this keystore (x25519, ml-kem-*, x25519-ml-kem-768) or
-        an ``ekm-recipient:...`` string exported from an air-gapped home.
+        an ``ekm-recipient:...`` string exported from an air-gapped home. The audit record
+        names the keys and the file, so `ekm audit` can credit the backup.
         """
         now = now or utcnow()
         self.unlock()
@@ -601,7 +629,14 @@ class RotationOps:
                 argon2=(mk["argon2_memory_kib"], mk["argon2_iterations"], mk["argon2_parallelism"]),
                 local_key=self._root.derive("local-backup"),
             )
-            self.audit_log.append("backup.create", keys=len(selected), mode=mode, now=now)
+            if path is not None:
+                from ekm.fsutil import atomic_write
+
+                atomic_write(path, data)
+            self.audit_log.append(
+                "backup.create", keys=len(selected), names=selected, mode=mode, now=now,
+                path=str(path) if path is not None else None,
+            )  # fmt: skip
         return data
 
     def recipient_public(self, recipient: str) -> tuple[str, bytes, str]:
@@ -610,7 +645,9 @@ class RotationOps:
 
         if recipient.startswith("ekm-recipient:"):
             try:
-                _, type_name, rid, b64 = recipient.strip().split(":", 3)
+                # the id itself holds a colon (NAME:vN): type from the left, key from the right
+                _, type_name, rest = recipient.strip().split(":", 2)
+                rid, b64 = rest.rsplit(":", 1)
                 raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
                 key_type = parse_type(type_name)
             except ValueError:
@@ -620,6 +657,7 @@ class RotationOps:
             if spec(key_type).family not in ("ecdh", "ml-kem", "hybrid-kem"):
                 raise UsageError(f"a {key_type.value} key cannot be a recipient")
             return key_type.value, raw, rid
+        self.unlock()
         key = self.keystore.load(recipient)
         if spec(key.type).family not in ("ecdh", "ml-kem", "hybrid-kem"):
             raise UsageError(

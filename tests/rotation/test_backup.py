@@ -197,11 +197,6 @@ def test_a_bundle_for_another_recipient_is_not_authentic(frun, fhome, airgap) ->
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: recipient_string writes the id as NAME:vN, and the ':' inside it breaks "
-    "recipient_public's split(':', 3), so `--recipient ekm-recipient:...` is always malformed",
-)
 def test_recipient_string_round_trips(frun, fhome, airgap) -> None:
     ahome, aenv, recipient = airgap
     out = fhome.parent / "sealed.ekmbak"
@@ -235,11 +230,6 @@ def test_bad_recipients(frun, fhome: Path, recipient: str, fragments: list[str])
     assert not out.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: recipient_public reads material without unlocking, so `ekm keys recipient "
-    "NAME` fails with 'the master key is locked' (exit 4) in a fresh process",
-)
 def test_keys_recipient_prints_the_string(frun) -> None:
     res = frun("keys", "recipient", "offline").expect_ok()
     assert res.stdout.startswith("ekm-recipient:x25519:offline:v1:")

@@ -14,8 +14,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from ekm.fsutil import FileLock
 from ekm.manager import KeyManager
 from tests.rotation.helpers import FAST_KEYS, audit, doc, snapshot, states
@@ -112,11 +110,6 @@ def test_a_lock_held_too_long_fails_clearly_with_exit_4(fhome: Path, fenv, run) 
     _check_store(fhome, versions=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: RotationOps.rotate decides what is due before taking the lock and does not "
-    "re-check after reloading, so two overlapping cron runs rotate a due key twice",
-)
 def test_overlapping_cron_runs_rotate_a_due_key_once(fhome: Path, fenv) -> None:
     lock = fhome / ".lock"
     with FileLock(lock, timeout=5):
@@ -129,11 +122,6 @@ def test_overlapping_cron_runs_rotate_a_due_key_once(fhome: Path, fenv) -> None:
     assert states(fhome, "session") == {1: "active", 2: "primary"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: RotationOps.rotate takes from_version from the plan made before the lock, "
-    "so a queued rotation reports and audit-logs 'v1 -> v3' although it rotated v2 -> v3",
-)
 def test_a_queued_rotation_records_the_true_from_version(fhome: Path, fenv) -> None:
     lock = fhome / ".lock"
     with FileLock(lock, timeout=5):

@@ -98,11 +98,6 @@ def test_invalid_migrations_exit_2(
     assert snapshot(fhome / "keys") == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: prepare_rotation calls parse_type without catching ValueError, so "
-    "`ekm rotate NAME --prepare --to-type BOGUS` is an internal error (exit 70), not exit 2",
-)
 def test_prepare_with_an_unknown_type_is_a_usage_error(frun, legacy: KeyManager) -> None:
     frun("rotate", "legacy", "--prepare", "--to-type", "rsa-1024").expect_error(
         2, "unknown key type 'rsa-1024'"

@@ -83,11 +83,6 @@ def test_recovery_window_out_of_range(frun, rotated, fhome: Path, window: str) -
     assert states(fhome, "hmac") == {1: "active", 2: "primary"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: destroy_version lets parse_duration's ValueError escape for a malformed "
-    "--recovery-window: 'internal error', exit 70 instead of a usage error (exit 2)",
-)
 def test_malformed_recovery_window_is_a_usage_error(frun, rotated, fhome: Path) -> None:
     frun("keys", "destroy", "hmac", "-v", "1", "--recovery-window", "soon").expect_error(
         2, "--recovery-window"

@@ -152,11 +152,6 @@ def test_rotation_audit_records(frun, fhome: Path) -> None:
     assert "material" not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: RotationOps.rotate appends 'rotate' audit records without a 'result' field "
-    "(DESIGN.md: every record says who, what, which key and version, result)",
-)
 def test_rotation_audit_records_state_their_result(frun, fhome: Path) -> None:
     mark = len(audit(fhome))
     frun("rotate", "session").expect_ok()
