@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from ekm.errors import AuditLogError
-from ekm.fsutil import FILE_MODE, atomic_write, check_private
+from ekm.fsutil import FILE_MODE, check_private
 from ekm.timeutil import iso, utcnow
 
 GENESIS = "0" * 64
+HEAD_SIZE = 256
 _FORBIDDEN_FIELDS = {
     "material",
     "key_material",
@@ -142,7 +143,24 @@ class AuditLog:
                 fd = -1
                 self._rotate_files()
                 return self._append(entries)
+            torn = self._torn_tail(fd, size)
+            if torn:
+                # A record cut short (crash or full disk mid-write) was never acknowledged:
+                # cut it off so the chain goes on, and say so in the next keyed record.
+                os.ftruncate(fd, size - torn)
+                os.fsync(fd)
+                size -= torn
+                entries = [{**entries[0], "torn_tail_removed": torn}, *entries[1:]]
             seq, prev = self._tail(fd, size)
+            head_seq = self._head_seq()
+            if head_seq is not None and head_seq > seq:
+                # Never start a fresh chain over a deleted or truncated log: that would hide
+                # the damage. The operator restores the log, or moves the head aside knowingly.
+                raise AuditLogError(
+                    f"{self.path} ends at record {seq} but {self.head_path.name} records "
+                    f"{head_seq}: the log was truncated or deleted; restore it (or move "
+                    f"{self.head_path.name} aside to start a new chain), then retry"
+                )
             out = bytearray()
             records = []
             for entry in entries:
@@ -181,6 +199,20 @@ class AuditLog:
             return 0, GENESIS
         return self._tail_of(fd, size)
 
+    def _torn_tail(self, fd: int, size: int) -> int:
+        """Bytes after the last newline (0 when the log ends with a complete record)."""
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return 0
+        chunk = min(size, 1 << 16)
+        data = os.pread(fd, chunk, size - chunk)
+        cut = data.rfind(b"\n")
+        if cut < 0 and size > chunk:
+            raise AuditLogError(
+                f"{self.path} ends with over 64 KiB that are not a record; run "
+                "`ekm audit --verify-log`"
+            )
+        return len(data) - (cut + 1)
+
     def _tail_of(self, fd: int, size: int) -> tuple[int, str]:
         chunk = min(size, 1 << 16)
         data = os.pread(fd, chunk, size - chunk)
@@ -193,17 +225,40 @@ class AuditLog:
         last = data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
         try:
             seq = int(json.loads(last)["seq"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise AuditLogError(
                 f"the last record of {self.path} is unreadable; run `ekm audit --verify-log`"
             ) from None
         return seq, _line_hash(last)
 
     def _write_head(self, seq: int, digest: str) -> None:
+        """Record the last seq and hash in ``audit.log.head``.
+
+        One fixed-size pwrite, not fsynced: the log itself was fsynced first, so after a
+        power loss the head can only lag behind the log (which verification accepts), never
+        run ahead of it. This keeps an append at one fsync instead of three.
+        """
         head: dict[str, Any] = {"seq": seq, "hash": digest}
         if self.mac_key:
             head["mac"] = hmac.new(self.mac_key, _canonical(head), hashlib.sha256).hexdigest()
-        atomic_write(self.head_path, _canonical(head) + b"\n")
+        data = _canonical(head).ljust(HEAD_SIZE - 1) + b"\n"
+        fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+        try:
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, HEAD_SIZE)
+        finally:
+            os.close(fd)
+
+    def _head_seq(self) -> int | None:
+        """The sequence number ``audit.log.head`` records (None when there is none)."""
+        try:
+            return int(json.loads(self.head_path.read_bytes())["seq"])
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError, RecursionError, OSError):
+            raise AuditLogError(
+                f"{self.head_path} is unreadable; run `ekm audit --verify-log`"
+            ) from None
 
     def _rotate_files(self) -> None:
         files = self.files()
@@ -275,7 +330,7 @@ class AuditLog:
                     expected_seq += 1
                     res.records += 1
         res.last_seq, res.head_hash, res.unkeyed_tail = expected_seq - 1, prev, unkeyed
-        problem = self._check_head(res.last_seq, prev)
+        problem = self._check_head(res.last_seq, prev, last_keyed=unkeyed == 0)
         if problem:
             res.ok = False
             res.first_bad = problem
@@ -288,7 +343,7 @@ class AuditLog:
             rec = json.loads(line)
             if not isinstance(rec, dict):
                 raise ValueError
-        except ValueError:
+        except (ValueError, RecursionError):
             return "not a JSON record"
         if rec.get("seq") != expected_seq:
             return (
@@ -306,15 +361,19 @@ class AuditLog:
                 return f"seq {expected_seq}: MAC mismatch (record edited or forged)"
         return None
 
-    def _check_head(self, last_seq: int, last_hash: str) -> str | None:
+    def _check_head(self, last_seq: int, last_hash: str, *, last_keyed: bool = True) -> str | None:
         try:
             head = json.loads(self.head_path.read_bytes())
             seq, digest = int(head["seq"]), str(head["hash"])
         except FileNotFoundError:
             return None if last_seq == 0 else f"{self.head_path.name} is missing"
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return f"{self.head_path.name} is unreadable"
+        if not isinstance(head, dict) or set(head) - {"seq", "hash", "mac"}:
+            return f"{self.head_path.name} has unexpected fields (edited)"
         mac = head.pop("mac", None)
+        if mac is None and self.mac_key is not None and last_keyed and last_seq:
+            return f"{self.head_path.name} has no MAC although its record is keyed (edited)"
         if mac is not None and self.mac_key is not None:
             want = hmac.new(self.mac_key, _canonical(head), hashlib.sha256).hexdigest()
             if not hmac.compare_digest(str(mac), want):

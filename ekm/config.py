@@ -441,6 +441,8 @@ def parse(data: bytes, path: Path | None) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: invalid TOML: nested too deeply") from None
     return validate(raw, path)
 
 
@@ -632,7 +634,7 @@ def example_toml() -> str:
             out.append(f"{k} = {_toml_value(v)}")
         out.append("")
     out += [
-        "# A key can also carry: keep_versions = 2, backend = \"pkcs11\", labels = { team = \"x\" }",
+        "# A key can also carry: keep_versions = 2, backend = \"pkcs11\", labels = {team = \"x\"}",
         "",
         "# HSM over PKCS#11 (see docs/hsm.md). The PIN comes from pin_env or pin_file.",
         "# [hsm]",

@@ -113,30 +113,41 @@ class FileLock:
         self._depth = 0
 
     def acquire(self) -> None:
-        import fcntl
-
         if self._fd is not None:
             self._depth += 1
             return
+        try:
+            self._acquire()
+        except OSError as exc:
+            raise StorageError(
+                f"cannot use the lock file {self.path} ({exc.strerror}); nothing was changed"
+            ) from None
+
+    def _acquire(self) -> None:
+        import fcntl
+
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
         deadline = time.monotonic() + self.timeout
         delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _read_pid(fd)
-                    os.close(fd)
-                    raise LockBusyError(
-                        f"another ekm process{holder} holds {self.path}; "
-                        f"gave up after {self.timeout:g}s (try again when it has finished)"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = _read_pid(fd)
+                        raise LockBusyError(
+                            f"another ekm process{holder} holds {self.path}; "
+                            f"gave up after {self.timeout:g}s (try again when it has finished)"
+                        ) from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.1)
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except BaseException:
+            os.close(fd)
+            raise
         self._fd = fd
         self._depth = 1
 

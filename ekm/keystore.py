@@ -80,7 +80,7 @@ class Keystore:
                 raise ValueError
             if not isinstance(doc.get("meta"), dict) or not isinstance(doc.get("material"), dict):
                 raise ValueError
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise IntegrityError(
                 f"{where} is not a valid key document (tampered or truncated); "
                 "restore it from a backup"
@@ -156,8 +156,13 @@ class Keystore:
         add_material: dict[int, bytes] | None = None,
         drop_material: set[int] | frozenset[int] = frozenset(),
         create: bool = False,
+        replace: bool = False,
     ) -> None:
-        """Write a key's metadata with material added or removed, atomically."""
+        """Write a key's metadata with material added or removed, atomically.
+
+        ``replace`` drops every stored material first (restoring a key from a backup): the
+        old document is replaced by the new one in a single atomic write.
+        """
         if self._wrap_key is None:
             raise IntegrityError("the master key is locked; cannot change the keystore")
         if create:
@@ -172,7 +177,7 @@ class Keystore:
             token = None
         else:
             doc, token = self._doc(key.name)
-            material = dict(doc["material"])
+            material = {} if replace else dict(doc["material"])
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         aes = AESGCM(self._wrap_key)

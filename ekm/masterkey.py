@@ -16,6 +16,7 @@ HKDF-SHA256 and a distinct label per purpose (material wrapping, metadata MAC, a
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import os
 from collections.abc import Callable
@@ -168,14 +169,36 @@ def read_meta(home: Path) -> dict[str, Any]:
         meta = json.loads(read_private(path, limit=1024 * 1024))
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError
-        if not isinstance(meta.get("source"), str) or not isinstance(meta.get("wrapped_root"), str):
-            raise ValueError
-    except (ValueError, UnicodeDecodeError):
+        _check_meta_fields(meta)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise IntegrityError(
             f"{path} is not a valid ekm master key record (tampered or "
             "truncated); restore it from a backup"
         ) from None
     return meta
+
+
+#: The fields master.json has for each source; anything else (a renamed field) is refused.
+_META_FIELDS = {
+    "file": {"key_file"},
+    "passphrase": {"kdf"},
+    "pkcs11": {"hsm_key_label"},
+    "vault-transit": set(),
+}
+_COMMON_FIELDS = {"format", "source", "wrapped_root", "key_id"}
+
+
+def _check_meta_fields(meta: dict[str, Any]) -> None:
+    source = meta.get("source")
+    if source not in _META_FIELDS:
+        raise ValueError
+    if set(meta) != _COMMON_FIELDS | _META_FIELDS[source]:
+        raise ValueError
+    if not isinstance(meta["wrapped_root"], str) or not isinstance(meta["key_id"], str):
+        raise ValueError
+    key_file = meta.get("key_file", "master.key")
+    if not isinstance(key_file, str) or not key_file or "/" in key_file or key_file[0] == ".":
+        raise ValueError
 
 
 def open_root(home: Path, opts: MasterKeyOptions) -> RootKey:
@@ -187,7 +210,7 @@ def open_root(home: Path, opts: MasterKeyOptions) -> RootKey:
 
     try:
         if source == "file":
-            kek = _read_key_file(home / str(meta.get("key_file", opts.key_file)))
+            kek = _read_key_file(home / meta["key_file"], named_in=home / MASTER_META)
             root = _aead_unwrap(kek, _unb64(wrapped), _ROOT_AAD)
         elif source == "passphrase":
             kdf = meta.get("kdf") or {}
@@ -235,22 +258,23 @@ def open_root(home: Path, opts: MasterKeyOptions) -> RootKey:
     if len(root) != 32:
         raise IntegrityError(f"{home / MASTER_META}: the root key has the wrong length")
     rk = RootKey(bytearray(root))
-    if meta.get("key_id") not in (None, rk.key_id):
+    if not hmac.compare_digest(str(meta.get("key_id")), rk.key_id):
         raise IntegrityError(f"{home / MASTER_META}: the root key does not match its key id")
     return rk
 
 
-def _read_key_file(path: Path) -> bytes:
+def _read_key_file(path: Path, *, named_in: Path) -> bytes:
     if not path.exists():
         raise NotFoundError(
-            f"{path} is missing: the master key file is needed to unlock the "
-            "keystore (restore it from your backup)"
+            f"{path} is missing (named in {named_in.name}): the master key file is needed to "
+            "unlock the keystore (restore it from your backup)"
         )
     data = read_private(path, limit=4096)
-    if not data.startswith(_KEYFILE_MAGIC):
+    body = data[len(_KEYFILE_MAGIC) :]
+    if not data.startswith(_KEYFILE_MAGIC) or len(body) != 45 or not body.endswith(b"\n"):
         raise IntegrityError(f"{path} is not an ekm master key file (tampered or truncated)")
     try:
-        kek = base64.b64decode(data[len(_KEYFILE_MAGIC) :].strip(), validate=True)
+        kek = base64.b64decode(body[:-1], validate=True)
     except ValueError:
         kek = b""
     if len(kek) != 32:

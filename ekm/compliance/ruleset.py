@@ -276,6 +276,8 @@ def parse_rule_set(text: str, file: str, *, custom: bool = False) -> RuleSet:
         data = toml_loads(text)
     except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
         raise w.error("(syntax)", f"not valid TOML ({exc})") from None
+    except RecursionError:
+        raise w.error("(syntax)", "not valid TOML (nested too deeply)") from None
     unknown = sorted(set(data) - _SET_KEYS)
     if unknown:
         raise w.error(

@@ -162,9 +162,14 @@ def read_header(data: bytes) -> tuple[dict[str, Any], bytes, bytes]:
             raise ValueError
         if not isinstance(header.get("keys"), list):
             raise ValueError
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise IntegrityError(_NOT_AUTHENTIC) from None
     return header, header_line, data[end + 1 :]
+
+
+#: A bundle header is hostile input: it may not ask for more Argon2id work than this.
+MAX_ARGON2_MEMORY_KIB = 1024 * 1024
+MAX_ARGON2_ITERATIONS = 16
 
 
 def open_bundle(
@@ -173,6 +178,7 @@ def open_bundle(
     passphrase: str | None = None,
     identity: tuple[str, bytes] | None = None,
     local_key: bytes | None = None,
+    max_memory_kib: int = MAX_ARGON2_MEMORY_KIB,
 ) -> Bundle:
     """Authenticate and decrypt a bundle. ``identity`` is (key type, private material)."""
     header, header_line, ct = read_header(data)
@@ -187,11 +193,14 @@ def open_bundle(
             kdf = header["kdf"]
             params = {k: int(kdf[k]) for k in ("memory_kib", "iterations", "parallelism")}
             if not (
-                8 <= params["memory_kib"] <= 4 * 1024 * 1024
-                and 1 <= params["iterations"] <= 64
+                8 <= params["memory_kib"] <= max_memory_kib
+                and 1 <= params["iterations"] <= MAX_ARGON2_ITERATIONS
                 and 1 <= params["parallelism"] <= 64
             ):
-                raise ValueError
+                raise InvalidError(
+                    "the backup asks for more Argon2id work than ekm allows (memory <= "
+                    f"{max_memory_kib} KiB, <= {MAX_ARGON2_ITERATIONS} passes); refusing it"
+                )
             key = _argon2(passphrase, _unb64(kdf["salt"]), params)
         elif mode == "recipient":
             if identity is None:
@@ -230,7 +239,7 @@ def open_bundle(
             )
             for item in payload["keys"]
         ]
-    except (KeyError, TypeError, ValueError, InvalidError):
+    except (KeyError, TypeError, ValueError, InvalidError, RecursionError):
         raise IntegrityError("the backup decrypted but its contents are malformed") from None
     from ekm.timeutil import from_iso
 

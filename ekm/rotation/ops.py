@@ -146,24 +146,38 @@ class RotationOps:
             self._purge_expired(now)
         return RotationResult(plan)
 
-    def _rotate_batch(self, work: list[tuple[dict[str, Any], Key]], now: datetime,
-                      new_type: KeyType | None, backup_path: Path | None) -> None:
+    def _rotate_batch(
+        self,
+        work: list[tuple[dict[str, Any], Key]],
+        now: datetime,
+        new_type: KeyType | None,
+        backup_path: Path | None,
+    ) -> None:
         """Rotate up to 256 keys: audit records first (fail closed), then the writes.
 
         A write that fails is recorded as failed, and the keys after it as not done.
         """
 
         def record(entry: dict[str, Any], result: str, **extra: Any) -> dict[str, Any]:
-            return {"op": "rotate", "key": entry["name"], "version": entry["to_version"],
-                    "from_version": entry["from_version"], "type": entry["type"],
-                    "reason": entry["reason"], "result": result, "now": now, **extra}
+            return {
+                "op": "rotate",
+                "key": entry["name"],
+                "version": entry["to_version"],
+                "from_version": entry["from_version"],
+                "type": entry["type"],
+                "reason": entry["reason"],
+                "result": result,
+                "now": now,
+                **extra,
+            }
 
         self.audit_log.append_many([record(entry, "ok") for entry, _ in work])
         for n, (entry, key) in enumerate(work):
 
             def step(key: Key, entry: dict[str, Any] = entry) -> dict[str, Any]:
-                new = staged.rotate(key, now, keep_versions=self._keep_versions(key),
-                                    to_type=new_type)
+                new = staged.rotate(
+                    key, now, keep_versions=self._keep_versions(key), to_type=new_type
+                )
                 entry["actual_version"] = new.version
                 return {"add_material": self._make_material(key, new)}
 
@@ -695,7 +709,14 @@ class RotationOps:
         if header["mode"] == "local":
             self.unlock()
             local_key = self._root.derive("local-backup")
-        return bk.open_bundle(data, passphrase=passphrase, identity=ident, local_key=local_key)
+        mk_memory = int(self.config.get("master_key", "argon2_memory_kib"))
+        return bk.open_bundle(
+            data,
+            passphrase=passphrase,
+            identity=ident,
+            local_key=local_key,
+            max_memory_kib=max(mk_memory, bk.MAX_ARGON2_MEMORY_KIB),
+        )
 
     def backup_verify(
         self, data: bytes, *, passphrase: str | None = None, identity: str | None = None
@@ -766,9 +787,8 @@ class RotationOps:
                     if local.to_dict() == item.key.to_dict():
                         results.append({"name": name, "result": "unchanged"})
                         continue
-                if exists:
-                    store.delete(name)
-                store.save(item.key, add_material=item.material, create=True)
+                # one atomic write replaces the old document: a crash leaves old or new
+                store.save(item.key, add_material=item.material, create=not exists, replace=exists)
                 self.audit_log.append(
                     "backup.restore",
                     key=name,

@@ -25,8 +25,6 @@ def test_sigkill_leaves_previous_or_next_state(
 ) -> None:
     if not op.available():
         pytest.skip(f"`ekm {op.needs}` does not exist yet")
-    if op.name == "backup-restore":
-        pytest.xfail("bug: backup restore --force deletes before it rewrites (see fault test)")
     before = harness.snapshot(prepared_template)
     ciphertexts = harness.make_ciphertexts(prepared_template, before)
     ref = crashkill.reference(prepared_template, tmp_path, op)

@@ -19,21 +19,7 @@ from ekm.errors import EkmError, IntegrityError
 from tests.reliability import harness
 from tests.reliability.faults import FaultyOS, SimulatedCrash, injected
 
-#: backup restore --force deletes the old document, then creates the new one: a crash or an
-#: I/O error between the two loses the key (neither "before" nor "after").
-RESTORE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: ekm/rotation/ops.py backup_restore(force=True) calls store.delete(name) and "
-    "then store.save(create=True); a crash or EIO in between leaves the key missing. "
-    "Replace the document in one atomic_write (save without create) instead.",
-)
-API_OPS = [
-    pytest.param(op, marks=RESTORE_BUG, id=op.name)
-    if op.name == "backup-restore"
-    else pytest.param(op, id=op.name)
-    for op in harness.OPERATIONS
-    if op.api is not None
-]
+API_OPS = [pytest.param(op, id=op.name) for op in harness.OPERATIONS if op.api is not None]
 
 
 def _reference(template: Path, tmp: Path, op: harness.Operation) -> tuple[harness.HomeState, int]:
@@ -100,11 +86,6 @@ def test_every_storage_step_fails_or_crashes_safely(
     assert outcomes["eio"] == steps and outcomes["crash"] == steps
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ekm/fsutil.py FileLock.acquire lets OSError (EIO/ENOSPC on .lock) escape "
-    "instead of StorageError, so the CLI prints 'internal error' (exit 70)",
-)
 def test_lock_file_io_error_is_an_ekm_error(prepared: Path) -> None:
     op = harness.operation("rotate")
     with injected(FaultyOS()) as counter:
@@ -114,13 +95,6 @@ def test_lock_file_io_error_is_an_ekm_error(prepared: Path) -> None:
     assert isinstance(exc, IntegrityError), repr(exc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ekm/auditlog.py appends after a torn final line (a write cut short by ENOSPC "
-    "or a crash), gluing the next record onto it: the chain then fails forever as "
-    "'not a JSON record', indistinguishable from tampering. The writer should cut the "
-    "unacknowledged torn bytes (under its flock) before appending.",
-)
 def test_append_after_torn_tail_keeps_the_chain_verifiable(prepared: Path) -> None:
     op = harness.operation("generate")
     # step 5 is the audit record's write (write-ahead audit); half of it reaches the disk

@@ -79,7 +79,7 @@ def create(
     Example: EKM_BACKUP_PASSPHRASE=... ekm backup create --out keys.ekmbak
     """
     mgr = ctx.obj.manager()
-    from ekm.fsutil import atomic_write, ensure_private_dir
+    from ekm.fsutil import ensure_private_dir
     from ekm.timeutil import utcnow
 
     now = utcnow()
@@ -92,12 +92,13 @@ def create(
     if path.exists() and not force:
         raise InvalidError(f"{path} exists; pass --force to overwrite it")
     if recipient:
-        data = mgr.backup_create(names or None, mode="recipient", recipient=recipient, now=now)
+        data = mgr.backup_create(
+            names or None, mode="recipient", recipient=recipient, path=path, now=now
+        )
     else:
         data = mgr.backup_create(
-            names or None, mode="passphrase", passphrase=_passphrase(True), now=now
+            names or None, mode="passphrase", passphrase=_passphrase(True), path=path, now=now
         )
-    atomic_write(path, data)
     if ctx.obj.json:
         emit_json(
             {
