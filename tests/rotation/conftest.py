@@ -4,19 +4,18 @@
 key set without rsa-4096, plus an x25519 recipient), so ``ekm rotate --force`` costs
 milliseconds; ``fhome`` is a private copy per test. ``frun`` runs the real ``ekm`` command on
 it. Keys are created at the real current time, so CLI tests move the clock with ``--as-of``
-and API tests with ``now=`` relative to :func:`t0`.
+and API tests with ``now=`` relative to :func:`helpers.t0`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Result, copy_home
-from tests.rotation.helpers import FAST_CONFIG, doc, make_home
+from tests.rotation.helpers import FAST_CONFIG, make_home
 
 
 @pytest.fixture(scope="session")
@@ -54,13 +53,6 @@ def mgr(fhome: Path):
     from ekm.manager import KeyManager
 
     return KeyManager(fhome, env={})
-
-
-def t0(home: Path, name: str = "session") -> datetime:
-    """When ``name`` was created (the clock that --as-of / now= offsets start from)."""
-    from ekm.timeutil import from_iso
-
-    return from_iso(doc(home, name)["meta"]["created"])
 
 
 PASSPHRASE = "rotation tests passphrase"

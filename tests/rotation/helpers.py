@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,15 @@ def snapshot(root: Path) -> dict[str, tuple[int, bytes | None]]:
                 path.read_bytes() if stat.S_ISREG(st.st_mode) else None,
             )
     return out
+
+
+def t0(home: Path, name: str = "session") -> datetime:
+    """When ``name`` was created: the clock that ``--as-of`` / ``now=`` offsets start from."""
+    from ekm.timeutil import from_iso
+
+    return from_iso(doc(home, name)["meta"]["created"])
+
+
+def at(home: Path, days: float) -> str:
+    """The ISO time ``days`` after the home's keys were created (for ``--as-of``)."""
+    return (t0(home) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")

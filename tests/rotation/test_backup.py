@@ -80,7 +80,11 @@ def test_default_path_and_named_keys(frun, benv, fhome: Path) -> None:
     report = json.loads(frun("--json", "backup", "verify", str(path), env=benv).stdout)
     assert sorted(k["name"] for k in report["keys"]) == ["hmac", "session"]
     frun("backup", "create", "--out", str(path), env=benv).expect_error(3, "exists", "--force")
-    frun("backup", "create", "nosuch", env=benv).expect_error(3, "no key named 'nosuch'")
+    other = fhome.parent / "other.ekmbak"
+    frun("backup", "create", "--out", str(other), "nosuch", env=benv).expect_error(
+        3, "no key named 'nosuch'"
+    )
+    assert not other.exists()
 
 
 def test_restore_refuses_newer_versions_without_force(frun, benv, fhome, target) -> None:

@@ -15,15 +15,9 @@ import pytest
 
 from ekm.manager import KeyManager
 from tests.conftest import copy_home
-from tests.rotation.conftest import t0
-from tests.rotation.helpers import snapshot
+from tests.rotation.helpers import at, snapshot, t0
 
 ROTATING = {"session", "jwt_signing", "hmac", "api_master", "api_internal", "database_encryption"}
-
-
-def at(home: Path, days: float) -> str:
-    """The ISO time ``days`` after the fast home's keys were created."""
-    return (t0(home) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_nothing_due_is_silent_and_exits_0(frun, fhome: Path) -> None:

@@ -16,8 +16,7 @@ import pytest
 from ekm.errors import ConfigError
 from ekm.manager import KeyManager
 from ekm.timeutil import parse_duration
-from tests.rotation.conftest import t0
-from tests.rotation.helpers import DEFAULT_KEY_SET, make_home
+from tests.rotation.helpers import DEFAULT_KEY_SET, make_home, t0
 
 OVERRIDES = """
 [policy."aes-256-gcm"]

@@ -14,8 +14,7 @@ import pytest
 
 from ekm.errors import NotFoundError, StateError, UsageError
 from ekm.manager import KeyManager
-from tests.rotation.conftest import t0
-from tests.rotation.helpers import audit, audit_since, doc, snapshot, states
+from tests.rotation.helpers import audit, audit_since, doc, snapshot, states, t0
 
 
 @pytest.fixture

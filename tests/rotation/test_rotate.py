@@ -15,9 +15,7 @@ import pytest
 from ekm.crypto.keytypes import KeyState
 from ekm.errors import NotFoundError, StateError
 from ekm.manager import KeyManager
-from tests.rotation.conftest import t0
-from tests.rotation.helpers import FAST_KEYS, audit, audit_since, doc, snapshot, states
-from tests.rotation.test_check import at
+from tests.rotation.helpers import FAST_KEYS, at, audit, audit_since, doc, snapshot, states, t0
 
 
 def backups(home: Path) -> list[Path]:

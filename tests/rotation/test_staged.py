@@ -16,8 +16,7 @@ import pytest
 
 from ekm.errors import StateError
 from ekm.manager import KeyManager
-from tests.rotation.conftest import t0
-from tests.rotation.helpers import FAST_KEYS, audit, audit_since, snapshot, states
+from tests.rotation.helpers import FAST_KEYS, audit, audit_since, snapshot, states, t0
 
 
 def stage(home: Path, name: str) -> str | None:
