@@ -53,6 +53,7 @@ def test_create_verify_restore_round_trip(frun, benv, fhome: Path, mgr, target) 
     assert SECRET.encode() not in data and primary not in data
     (rec,) = audit_since(fhome, mark)
     assert (rec["op"], rec["mode"], rec["keys"]) == ("backup.create", "passphrase", len(FAST_KEYS))
+    assert sorted(rec["names"]) == FAST_KEYS
     assert SECRET not in (fhome / "audit.log").read_text()
     report = json.loads(frun("--json", "backup", "verify", str(out), env=benv).expect_ok().stdout)
     assert sorted(k["name"] for k in report["keys"]) == FAST_KEYS

@@ -130,8 +130,9 @@ def test_a_backup_is_written_first_where_the_policy_says(mgr: KeyManager, frun, 
     assert item.material == {1: v1}
     report = mgr.backup_verify(path.read_bytes())
     assert report["mode"] == "local" and report["keys"][0]["with_material"] == [1]
-    ops = [(r["op"], r.get("key")) for r in audit_since(fhome, mark)]
-    assert ops == [("backup.create", None), ("rotate", "hmac")]  # backup first
+    recs = audit_since(fhome, mark)
+    assert [(r["op"], r.get("key")) for r in recs] == [("backup.create", None), ("rotate", "hmac")]
+    assert (recs[0]["names"], recs[0]["path"], recs[0]["mode"]) == (["hmac"], str(path), "local")
     # session's policy says no backup
     frun("rotate", "session").expect_ok()
     assert backups(fhome) == [path]
