@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from ekm.cli import complete
 from ekm.cli.app import app
 from ekm.cli.render import emit_json, message, table
 from ekm.errors import UsageError
@@ -23,7 +24,13 @@ app.add_typer(apikey_app, name="apikey", rich_help_panel="Keys")
 @apikey_app.command("create")
 def create(
     ctx: typer.Context,
-    key: str = typer.Option("api_master", "--key", metavar="NAME", help="api-auth key."),
+    key: str = typer.Option(
+        "api_master",
+        "--key",
+        metavar="NAME",
+        help="api-auth key.",
+        autocompletion=complete.key_names,
+    ),
     name: str | None = typer.Option(None, "--name", metavar="N", help="A label for people."),
     expires: str | None = typer.Option(None, "--expires", metavar="DURATION", help="e.g. 90d."),
 ) -> None:

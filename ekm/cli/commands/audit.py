@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from ekm.cli import complete
 from ekm.cli.app import app
 from ekm.cli.render import emit_json, message, table, warn
 from ekm.errors import IntegrityError, UsageError
@@ -155,12 +156,17 @@ def audit(
         "--compliance",
         metavar="ID[,ID...]|all",
         help="Rule sets to evaluate (see --list); default: all.",
+        autocompletion=complete.rule_sets,
     ),
     rules: str | None = typer.Option(
         None, "--rules", metavar="FILE", help="A custom rule set file (validated strictly)."
     ),
     fmt: str | None = typer.Option(
-        None, "--format", metavar="FORMAT", help="table (default), json, sarif, junit, markdown."
+        None,
+        "--format",
+        metavar="FORMAT",
+        help="table (default), json, sarif, junit, markdown.",
+        autocompletion=complete.audit_formats,
     ),
     output: str | None = typer.Option(
         None, "--output", "-o", metavar="FILE", help="Write the report here (atomic, 0600)."
@@ -170,6 +176,7 @@ def audit(
         "--fail-on",
         metavar="SEVERITY",
         help="Exit 1 at or above: low|medium|high|critical.",
+        autocompletion=complete.severities,
     ),
     soft_fail: bool = typer.Option(False, "--soft-fail", help="Always exit 0 (report only)."),
     as_of: str | None = typer.Option(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from ekm.cli import complete
 from ekm.cli.app import app
 from ekm.cli.render import emit_json, message, table
 from ekm.errors import ConfigError, InvalidError, NotFoundError, UsageError
@@ -56,7 +57,7 @@ def _read(path: str) -> bytes:
 def create(
     ctx: typer.Context,
     names: list[str] | None = typer.Argument(
-        None, metavar="[NAME]...", help="Keys (default: all)."
+        None, metavar="[NAME]...", help="Keys (default: all).", autocompletion=complete.key_names
     ),
     out: str | None = typer.Option(
         None,

@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from ekm.cli import complete
 from ekm.cli.app import app
 from ekm.cli.render import emit_json, message, warn
 from ekm.errors import InvalidError, NotFoundError, UsageError
@@ -58,7 +59,14 @@ def _report(ctx: typer.Context, mgr: Any, doc: dict[str, Any], text: str) -> Non
 def encrypt(
     ctx: typer.Context,
     inp: str | None = typer.Argument(None, metavar="[IN]", help=_IO),
-    key: str | None = typer.Option(None, "--key", "-k", metavar="NAME", help="Key to seal to."),
+    key: str | None = typer.Option(
+        None,
+        "--key",
+        "-k",
+        metavar="NAME",
+        help="Key to seal to.",
+        autocompletion=complete.key_names,
+    ),
     recipient: list[str] | None = typer.Option(
         None,
         "--recipient",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ekm.cli import complete
 from ekm.cli.app import app
 from ekm.cli.render import emit_json, message, table
 
@@ -22,6 +23,7 @@ def deploy(
         "--master-key",
         metavar="file|passphrase|pkcs11|vault-transit",
         help="Where the master key comes from (default: file).",
+        autocompletion=complete.master_key_sources,
     ),
     backend: str | None = typer.Option(
         None,
@@ -29,6 +31,7 @@ def deploy(
         metavar="file|vault",
         help="Where the keystore lives; vault joins the keystore shared at [vault] "
         "(see docs/vault.md).",
+        autocompletion=complete.store_backends,
     ),
     systemd: str | None = typer.Option(
         None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ekm.cli import complete
 from ekm.cli.app import app
 from ekm.cli.render import emit_json, message, table
 from ekm.errors import UsageError
@@ -30,12 +31,14 @@ def generate(
         "--type",
         metavar="TYPE",
         help="Algorithm, e.g. aes-256-gcm, rsa-4096, ed25519, ml-dsa-65.",
+        autocompletion=complete.key_types,
     ),
     usage: str | None = typer.Option(
         None,
         "--usage",
         metavar="USAGE",
         help="encryption, signing, mac, key-wrapping, api-auth, key-agreement.",
+        autocompletion=complete.key_usages,
     ),
     rotate_every: str | None = typer.Option(
         None, "--rotate-every", metavar="DURATION", help="Rotation interval such as 90d, or never."
@@ -47,7 +50,11 @@ def generate(
         None, "--backup/--no-backup", help="Back the key up before each rotation."
     ),
     backend: str | None = typer.Option(
-        None, "--backend", metavar="file|pkcs11|vault", help="Where the material lives."
+        None,
+        "--backend",
+        metavar="file|pkcs11|vault",
+        help="Where the material lives.",
+        autocompletion=complete.key_backends,
     ),
     label: list[str] = typer.Option(
         [], "--label", metavar="KEY=VALUE", help="A label (repeatable)."

@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from ekm.cli import complete
 from ekm.cli.app import app
 from ekm.cli.render import emit_json, kv, message, table
 from ekm.errors import InvalidError, UsageError
@@ -49,7 +50,10 @@ def list_keys(ctx: typer.Context) -> None:
 
 
 @keys_app.command("show")
-def show(ctx: typer.Context, name: str = typer.Argument(..., help="Key name.")) -> None:
+def show(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Key name.", autocompletion=complete.key_names),
+) -> None:
     """Show one key: policy, labels and every version (never material).
 
     Example: ekm keys show database_encryption
@@ -92,14 +96,19 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="Key name.")) 
 @keys_app.command("export")
 def export(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Key name."),
+    name: str = typer.Argument(..., help="Key name.", autocompletion=complete.key_names),
     version: int | None = typer.Option(
         None, "--version", "-v", help="Version (default: the primary)."
     ),
     public: bool = typer.Option(False, "--public", help="Export the public key (asymmetric keys)."),
     reveal: bool = typer.Option(False, "--reveal", help="Export the secret or private material."),
     fmt: str = typer.Option(
-        "pem", "--format", "-f", metavar="pem|der|jwk|jwks|raw", help="Output format."
+        "pem",
+        "--format",
+        "-f",
+        metavar="pem|der|jwk|jwks|raw",
+        help="Output format.",
+        autocompletion=complete.export_formats,
     ),
     out: str | None = typer.Option(
         None, "--out", "-o", metavar="FILE", help="Write to FILE (0600) instead of stdout."
@@ -162,7 +171,7 @@ def _printable(data: bytes) -> bool:
 @keys_app.command("destroy")
 def destroy(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Key name."),
+    name: str = typer.Argument(..., help="Key name.", autocompletion=complete.key_names),
     version: int = typer.Option(
         ..., "--version", "-v", help="The version to destroy (never the primary)."
     ),
@@ -192,7 +201,7 @@ def destroy(
 @keys_app.command("recover")
 def recover(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Key name."),
+    name: str = typer.Argument(..., help="Key name.", autocompletion=complete.key_names),
     version: int = typer.Option(..., "--version", "-v", help="The soft-deleted version."),
 ) -> None:
     """Undo a destroy inside its recovery window (the version comes back disabled).
@@ -206,7 +215,7 @@ def recover(
 @keys_app.command("enable")
 def enable(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Key name."),
+    name: str = typer.Argument(..., help="Key name.", autocompletion=complete.key_names),
     version: int = typer.Option(..., "--version", "-v", help="The disabled version."),
 ) -> None:
     """Re-enable a disabled version for decryption and verification.
@@ -233,7 +242,11 @@ def purge(ctx: typer.Context) -> None:
 @keys_app.command("recipient")
 def recipient(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="An x25519, ml-kem or x25519-ml-kem-768 key."),
+    name: str = typer.Argument(
+        ...,
+        help="An x25519, ml-kem or x25519-ml-kem-768 key.",
+        autocompletion=complete.key_names,
+    ),
 ) -> None:
     """Print the public recipient string others seal backups and files to.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ekm.cli import complete
 from ekm.cli.commands.keys import keys_app
 from ekm.cli.render import emit_json, kv, message, warn
 
@@ -12,7 +13,11 @@ from ekm.cli.render import emit_json, kv, message, warn
 def migrate(
     ctx: typer.Context,
     to: str = typer.Option(
-        ..., "--to", metavar="vault|file", help="The backend to move the keystore to."
+        ...,
+        "--to",
+        metavar="vault|file",
+        help="The backend to move the keystore to.",
+        autocompletion=complete.store_backends,
     ),
     master_key: str | None = typer.Option(
         None,

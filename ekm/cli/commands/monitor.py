@@ -13,6 +13,7 @@ import sys
 
 import typer
 
+from ekm.cli import complete
 from ekm.cli.app import app
 from ekm.cli.render import emit_json, message, table, warn
 from ekm.errors import NotFoundError, UsageError
@@ -60,6 +61,7 @@ def monitor(
         "--fail-on",
         metavar="low|medium|high|critical",
         help="--once exits 1 at or above this severity (default high).",
+        autocompletion=complete.severities,
     ),
 ) -> None:
     """Check permissions, integrity, rotation, usage, the audit log and backends; alert.

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from ekm.cli import complete
 from ekm.cli.app import app
 from ekm.cli.options import parse_as_of
 from ekm.cli.render import message, warn
@@ -54,7 +55,11 @@ def _summary(data: object) -> str:
 def report(
     ctx: typer.Context,
     fmt: str | None = typer.Option(
-        None, "--format", metavar="FORMAT", help="html (default), pdf, markdown or json."
+        None,
+        "--format",
+        metavar="FORMAT",
+        help="html (default), pdf, markdown or json.",
+        autocompletion=complete.report_formats,
     ),
     output: str | None = typer.Option(
         None, "--output", "-o", metavar="FILE", help="Write the report here (atomic, 0600)."
@@ -64,6 +69,7 @@ def report(
         "--compliance",
         metavar="ID[,ID...]|all",
         help="Rule sets to report on (see `ekm audit --list`).",
+        autocompletion=complete.rule_sets,
     ),
     since: str | None = typer.Option(
         None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typer
 
+from ekm.cli import complete
 from ekm.cli.app import app
 from ekm.cli.options import parse_as_of
 from ekm.cli.render import emit_json, message, table, warn
@@ -19,7 +20,10 @@ from ekm.errors import UsageError
 def rotate(
     ctx: typer.Context,
     names: list[str] | None = typer.Argument(
-        None, metavar="[NAME]...", help="Keys to rotate (default: the due ones)."
+        None,
+        metavar="[NAME]...",
+        help="Keys to rotate (default: the due ones).",
+        autocompletion=complete.key_names,
     ),
     check: bool = typer.Option(
         False, "--check", help="Only report due keys (exit 1 if any); needs no master key."
@@ -44,7 +48,11 @@ def rotate(
         False, "--rollback", help="Staged: the previous version is primary again."
     ),
     to_type: str | None = typer.Option(
-        None, "--to-type", metavar="TYPE", help="Migrate: the new version uses this algorithm."
+        None,
+        "--to-type",
+        metavar="TYPE",
+        help="Migrate: the new version uses this algorithm.",
+        autocompletion=complete.key_types,
     ),
 ) -> None:
     """Rotate keys that are due; check for cron; staged zero-downtime rotation.

@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from ekm.cli import complete
 from ekm.cli.app import app
 from ekm.cli.render import emit_json, message
 from ekm.errors import UsageError
@@ -35,7 +36,9 @@ def _info_doc(info: Any, data: str, sig: str) -> dict[str, Any]:
 def sign(
     ctx: typer.Context,
     inp: str = typer.Argument(..., metavar="FILE", help="File to sign (- for stdin)."),
-    key: str = typer.Option(..., "--key", "-k", metavar="NAME", help="Signing key."),
+    key: str = typer.Option(
+        ..., "--key", "-k", metavar="NAME", help="Signing key.", autocompletion=complete.key_names
+    ),
     out: str | None = typer.Option(
         None,
         "--output",
