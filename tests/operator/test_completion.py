@@ -118,7 +118,8 @@ def test_vault_backed_keystore_is_not_listed(home: Path, monkeypatch) -> None:
 
 def test_key_names_skips_names_already_given(home: Path) -> None:
     class Ctx:
-        params = {"names": ["rsa", "hmac"]}
+        def __init__(self) -> None:
+            self.params = {"names": ["rsa", "hmac"]}
 
         def find_root(self):
             return type("Root", (), {"params": {"home": str(home), "config": None}})()
