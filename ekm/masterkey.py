@@ -277,7 +277,7 @@ def _read_key_file(path: Path, *, named_in: Path) -> bytes:
         kek = base64.b64decode(body[:-1], validate=True)
     except ValueError:
         kek = b""
-    if len(kek) != 32:
+    if len(kek) != 32 or base64.b64encode(kek) != body[:-1]:  # canonical form only
         raise IntegrityError(f"{path} is not an ekm master key file (tampered or truncated)")
     return kek
 
@@ -287,7 +287,11 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
+    """Strict base64: the canonical spelling only, so no flipped padding bit goes unseen."""
     try:
-        return base64.b64decode(text, validate=True)
+        raw = base64.b64decode(text, validate=True)
+        if base64.b64encode(raw).decode() != text:
+            raise ValueError
+        return raw
     except (ValueError, TypeError):
         raise IntegrityError("a stored base64 value is malformed (tampered?)") from None

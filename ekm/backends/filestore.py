@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from ekm.errors import StorageError
-from ekm.fsutil import FileLock, atomic_write, check_private, ensure_private_dir, read_private
+from ekm.fsutil import (
+    FileLock,
+    atomic_write,
+    atomic_write_many,
+    check_private,
+    ensure_private_dir,
+    read_private,
+)
 
 MAX_DOC_BYTES = 16 * 1024 * 1024
 SUFFIX = ".json"
@@ -71,6 +78,11 @@ class FileDocumentStore:
         ensure_private_dir(self.directory)
         atomic_write(self.path(name), data)
         return None
+
+    def write_many(self, items: list[tuple[str, bytes]]) -> None:
+        """Write several documents with one sync (bulk rotation); each stays atomic."""
+        ensure_private_dir(self.directory)
+        atomic_write_many([(self.path(name), data) for name, data in items])
 
     def delete(self, name: str, token: Any) -> None:
         path = self.path(name)

@@ -58,7 +58,7 @@ class RotationOps:
     # -- cron: what is due ------------------------------------------------------------------
     def rotation_check(self, *, now: datetime | None = None) -> schedule.CheckResult:
         """Due and upcoming keys from metadata alone (no master key, no passphrase)."""
-        return schedule.check(self.list_keys(), now or utcnow())
+        return schedule.check_meta(self.keystore.iter_meta(), now or utcnow())
 
     # -- one-step rotation --------------------------------------------------------------------
     def rotate(
@@ -153,46 +153,47 @@ class RotationOps:
         new_type: KeyType | None,
         backup_path: Path | None,
     ) -> None:
-        """Rotate up to 256 keys: audit records first (fail closed), then the writes.
+        """Rotate up to 256 keys, and audit each rotation.
 
-        A write that fails is recorded as failed, and the keys after it as not done.
+        File store: the records are written first (fail closed: no rotation without its
+        record), then all documents are committed with one sync; if the commit fails nothing
+        changed and the records say so. Shared (Vault) store: another host may rotate the same
+        key at the same time, so the version is only known after the check-and-set write; each
+        record follows its write.
         """
 
         def record(entry: dict[str, Any], result: str, **extra: Any) -> dict[str, Any]:
-            return {
-                "op": "rotate",
-                "key": entry["name"],
-                "version": entry["to_version"],
-                "from_version": entry["from_version"],
-                "type": entry["type"],
-                "reason": entry["reason"],
-                "result": result,
-                "now": now,
-                **extra,
-            }
+            return {"op": "rotate", "key": entry["name"], "version": entry["to_version"],
+                    "from_version": entry["from_version"], "type": entry["type"],
+                    "reason": entry["reason"], "result": result, "now": now, **extra}
 
-        self.audit_log.append_many([record(entry, "ok") for entry, _ in work])
-        for n, (entry, key) in enumerate(work):
+        def step(key: Key) -> dict[str, Any]:
+            new = staged.rotate(key, now, keep_versions=self._keep_versions(key),
+                                to_type=new_type)
+            return {"add_material": self._make_material(key, new)}
 
-            def step(key: Key, entry: dict[str, Any] = entry) -> dict[str, Any]:
-                new = staged.rotate(
-                    key, now, keep_versions=self._keep_versions(key), to_type=new_type
-                )
-                entry["actual_version"] = new.version
-                return {"add_material": self._make_material(key, new)}
-
-            try:
-                key = self.keystore.mutate(key.name, step)  # re-reads on a CAS conflict
-            except EkmError as exc:
-                self.audit_log.append_many(
-                    [record(entry, "error", error=type(exc).__name__)]
-                    + [record(e, "not done") for e, _ in work[n + 1 :]]
-                )
-                raise
-            if entry.pop("actual_version") != entry["to_version"]:  # another host rotated too
-                entry["to_version"] = key.primary_version
-                self.audit_log.append_many([record(entry, "ok", note="version corrected")])
-            entry["backup"] = str(backup_path) if key.policy.backup and backup_path else None
+        batched = self.keystore.store.kind == "file"
+        if batched:
+            self.audit_log.append_many([record(entry, "ok") for entry, _ in work])
+        done = 0
+        try:
+            with self.keystore.batch():
+                for entry, key in work:
+                    key = self.keystore.mutate(key.name, step)  # re-reads on a CAS conflict
+                    entry["to_version"] = key.primary_version
+                    entry["backup"] = (
+                        str(backup_path) if key.policy.backup and backup_path else None
+                    )
+                    if not batched:
+                        self.audit_log.append_many([record(entry, "ok")])
+                    done += 1
+        except EkmError as exc:
+            failed = work if batched else work[done:]
+            self.audit_log.append_many(
+                [record(e, "error", error=type(exc).__name__) for e, _ in failed[:1]]
+                + [record(e, "not done") for e, _ in failed[1:]]
+            )
+            raise
 
     def _check_migration(self, key: Key, new_type: KeyType) -> None:
         old, new = spec(key.type), spec(new_type)
