@@ -70,9 +70,17 @@ def test_wheel_contents(dist: Path, repo_root: Path) -> None:
 def test_sdist_contents(dist: Path) -> None:
     with tarfile.open(_one(dist, "*.tar.gz")) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    for expected in ("man/ekm-rotate.1", "man/ekm.toml.5", "completions/ekm.bash",
-                     "completions/_ekm", "completions/ekm.fish", "config.example.toml",
-                     "ekm/compliance/rules/fips-140-3.toml", "README.de.md", "docs/hsm.md"):
+    for expected in (
+        "man/ekm-rotate.1",
+        "man/ekm.toml.5",
+        "completions/ekm.bash",
+        "completions/_ekm",
+        "completions/ekm.fish",
+        "config.example.toml",
+        "ekm/compliance/rules/fips-140-3.toml",
+        "README.de.md",
+        "docs/hsm.md",
+    ):
         assert expected in names, expected
 
 
@@ -89,9 +97,7 @@ def test_twine_check_passes(dist: Path) -> None:
 
 def test_installed_wheel_runs_in_a_fresh_venv(dist: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     py = venv / "bin" / "python"
     subprocess.run(
         [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
