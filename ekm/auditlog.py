@@ -19,7 +19,6 @@ like material.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
 import hmac
 import json
@@ -389,6 +388,8 @@ class AuditLog:
 
 
 def _login() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ekm.errors import UsageError
-from ekm.report.model import ReportData
+
+if TYPE_CHECKING:  # the model is imported by whoever builds one; KeyManager stays light
+    from ekm.report.model import ReportData
 
 FORMATS = ("html", "pdf", "markdown", "json")
 

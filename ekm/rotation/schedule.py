@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ekm.errors import IntegrityError
@@ -69,36 +69,43 @@ def check(keys: Iterable[Key], now: datetime) -> CheckResult:
     return CheckResult(due, upcoming, checked)
 
 
-def check_meta(metas: Iterable[tuple[str, dict[str, Any]]], now: datetime) -> CheckResult:
-    """:func:`check` over raw metadata dicts (the fast path for cron on large keystores).
+def next_rotation_meta(name: str, meta: dict[str, Any]) -> tuple[datetime | None, timedelta]:
+    """(next rotation, notify window) from raw metadata, exactly as ``Key.next_rotation``.
 
-    Computes exactly what ``Key.next_rotation`` does: the primary's activation (or creation)
-    plus the policy interval. Malformed metadata is an IntegrityError naming the key.
+    The primary's activation (or creation) plus the policy interval; None when the key never
+    rotates or has no primary. Malformed metadata is an IntegrityError naming the key.
     """
+    try:
+        policy = meta["policy"]
+        notify = parse_duration(policy.get("notify_before") or "0s")
+        interval_text = policy.get("interval")
+        if not interval_text:
+            return None, notify
+        primary = next((v for v in meta["versions"] if v["state"] == "primary"), None)
+        if primary is None:
+            return None, notify
+        return from_iso(primary.get("activated") or primary["created"]) + parse_duration(
+            interval_text
+        ), notify
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise IntegrityError(f"key {name!r}: malformed metadata (tampered?)") from None
+
+
+def check_meta(metas: Iterable[tuple[str, dict[str, Any]]], now: datetime) -> CheckResult:
+    """:func:`check` over raw metadata dicts (the fast path for cron on large keystores)."""
     due: list[DueKey] = []
     upcoming: list[DueKey] = []
     checked = 0
     for name, meta in metas:
         checked += 1
-        try:
-            policy = meta["policy"]
-            interval_text = policy.get("interval")
-            if not interval_text:
-                continue
-            primary = next((v for v in meta["versions"] if v["state"] == "primary"), None)
-            if primary is None:
-                continue
-            interval = parse_duration(interval_text)
-            nxt = from_iso(primary.get("activated") or primary["created"]) + interval
-            notify = parse_duration(policy.get("notify_before") or "0s")
-            key_type = str(meta["type"])
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise IntegrityError(f"key {name!r}: malformed metadata (tampered?)") from None
-        label = format_duration(interval)
+        nxt, notify = next_rotation_meta(name, meta)
+        if nxt is None:
+            continue
+        label = meta["policy"]["interval"]
         if nxt <= now:
-            due.append(DueKey(name, nxt, nxt < now, label, key_type))
+            due.append(DueKey(name, nxt, nxt < now, label, str(meta.get("type"))))
         elif nxt <= now + notify:
-            upcoming.append(DueKey(name, nxt, False, label, key_type))
+            upcoming.append(DueKey(name, nxt, False, label, str(meta.get("type"))))
     due.sort(key=lambda d: (d.due, d.name))
     upcoming.sort(key=lambda d: (d.due, d.name))
     return CheckResult(due, upcoming, checked)
