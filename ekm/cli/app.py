@@ -20,7 +20,7 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    rich_markup_mode=None,
+    rich_markup_mode="rich",
 )
 
 COMMAND_MODULES = [

@@ -29,8 +29,8 @@ def deploy(
         None,
         "--backend",
         metavar="file|vault",
-        help="Where the keystore lives; vault joins the keystore shared at [vault] "
-        "(see docs/vault.md).",
+        help="Where the keystore lives; vault joins the keystore shared through the vault "
+        "section of ekm.toml (see docs/vault.md).",
         autocompletion=complete.store_backends,
     ),
     systemd: str | None = typer.Option(
