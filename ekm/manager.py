@@ -304,6 +304,25 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
         generate_keys: bool = True,
         now: datetime | None = None,
     ) -> dict[str, Any]:
+        """First deployment, idempotent (see :meth:`_deploy_local`).
+
+        With the keystore on Vault the home first joins (or creates) the shared master key
+        record, so every host generates keys under the same root key.
+        """
+        if self.config.get("storage", "backend") == "vault":
+            return self.deploy_backend(master_key=master_key, dry_run=dry_run, now=now)
+        return self._deploy_local(
+            master_key=master_key, dry_run=dry_run, generate_keys=generate_keys, now=now
+        )
+
+    def _deploy_local(
+        self,
+        *,
+        master_key: str | None = None,
+        dry_run: bool = False,
+        generate_keys: bool = True,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
         """First deployment, idempotent: home, ekm.toml, master key, audit log, key set.
 
         Returns ``{"home", "dry_run", "changed", "actions": [{"step", "status", "detail"}]}``
@@ -392,8 +411,60 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
                 act(f"key {name}", name not in missing, self.config.keys[name].type.value)
             if missing and not dry_run:
                 self.generate_missing(missing, now=now)
+            if master_exists:
+                for name, detail in self._converge_policies(dry_run=dry_run, now=now):
+                    actions.append(
+                        {
+                            "step": f"policy {name}",
+                            "detail": detail,
+                            "status": "would update" if dry_run else "updated",
+                        }
+                    )
         changed = any(a["status"] != "exists" for a in actions)
         return {"home": str(self.home), "dry_run": dry_run, "changed": changed, "actions": actions}
+
+    def _policy_from_spec(self, spec_: cfgmod.KeySpec) -> RotationPolicy:
+        policy = self.config.policy_for(spec_.type.value, {
+            "rotate_every": spec_.rotate_every or "never", "notify_before": spec_.notify_before,
+            "backup": spec_.backup, "keep_versions": spec_.keep_versions})  # fmt: skip
+        interval = policy.get("rotate_every")
+        return RotationPolicy(
+            interval=None if interval in (None, "never") else parse_duration(interval),
+            notify_before=parse_duration(policy.get("notify_before") or "0s"),
+            backup=bool(policy.get("backup")),
+            keep_versions=policy.get("keep_versions"),
+        )
+
+    def _converge_policies(self, *, dry_run: bool, now: datetime) -> list[tuple[str, str]]:
+        """Bring existing keys' rotation policies in line with ekm.toml (deploy re-run).
+
+        A key stores its policy (so cron needs no config to decide), and ekm.toml is where
+        operators change it: running ``ekm deploy`` again applies the change and says so.
+        """
+        changes = []
+        for name, spec_ in self.config.keys.items():
+            if not self._key_exists(name):
+                continue
+            key = self.keystore.load(name)
+            want = self._policy_from_spec(spec_)
+            if key.policy != want:
+                old, new = key.policy.to_dict(), want.to_dict()
+                diff = ", ".join(f"{k} {old[k]} -> {new[k]}" for k in new if old[k] != new[k])
+                changes.append((name, diff, want))
+        if dry_run or not changes:
+            return [(n, d) for n, d, _ in changes]
+        self.unlock()
+        self.audit_log.ensure_writable()
+        with self.keystore.store.lock():
+            self.keystore.forget()
+            for name, diff, want in changes:
+
+                def update(key: Key, want: RotationPolicy = want) -> None:
+                    key.policy = want
+
+                self.audit_log.append("key.policy", key=name, change=diff, now=now)
+                self.keystore.mutate(name, update)
+        return [(n, d) for n, d, _ in changes]
 
     def _key_exists(self, name: str) -> bool:
         return self.keystore.exists(name)

@@ -101,7 +101,7 @@ class VaultOps:
                 )
             self.config.sections["storage"]["backend"] = backend
         if self.config.get("storage", "backend") != "vault":
-            return self.deploy(master_key=master_key, dry_run=dry_run, now=now)
+            return self._deploy_local(master_key=master_key, dry_run=dry_run, now=now)
 
         source = master_key or (
             self.config.get("master_key", "source") if self.config.path else "vault-transit"
@@ -110,7 +110,7 @@ class VaultOps:
         store = self.vault_store()
         shared = store.read_master()
         if dry_run:
-            report = self.deploy(master_key=source, dry_run=True, now=now)
+            report = self._deploy_local(master_key=source, dry_run=True, now=now)
             report["actions"].insert(
                 2,
                 {
@@ -132,7 +132,7 @@ class VaultOps:
         else:
             source, step = self._create_and_publish(store, source, master_key)
         self._record_vault_endpoint()
-        report = self.deploy(master_key=source, now=now)
+        report = self._deploy_local(master_key=source, now=now)
         report["actions"].insert(
             2,
             {

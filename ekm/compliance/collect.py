@@ -34,6 +34,7 @@ from ekm.crypto.keytypes import KeyState
 from ekm.errors import EkmError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ekm.auditlog import AuditLog, VerifyResult
     from ekm.keystore import Keystore
     from ekm.manager import KeyManager
     from ekm.model import Key
@@ -42,6 +43,10 @@ if TYPE_CHECKING:  # pragma: no cover
 SOURCE_NAMES = {"file": "key-file"}
 MAX_WALK = 20_000  # entries under the home inspected for permissions (a hostile home is bounded)
 MAX_BACKUP_READ = 64 * 1024 * 1024  # bigger local bundles are judged by the audit log alone
+#: How a ``backup.create`` record reads in the log: ekm writes canonical JSON (sorted keys, no
+#: spaces, ASCII), so a line without these bytes cannot be one. A line spelt otherwise was not
+#: written by ekm; skipping it can only leave a bundle unproven, never prove one.
+BACKUP_OP = b'"op":"backup.create"'
 FINGERPRINT_LABEL = "compliance-fingerprint"
 
 
@@ -54,6 +59,9 @@ class Collected:
     warnings: list[str] = field(default_factory=list)
     keys_read: int = 0
     mac_checked: bool = False
+    #: The audit log's chain verification of this run (None when the log could not be read),
+    #: so a caller that also shows the chain (``ekm report``) does not walk the log again.
+    log_verify: VerifyResult | None = None
 
 
 def _rel(home: Path, path: Path) -> str:
@@ -217,22 +225,19 @@ class _Collector:
             return None
 
     # -- backups ------------------------------------------------------------------------
-    def backups(self, records: list[dict[str, Any]]) -> dict[str, datetime]:
+    def backups(self, log: AuditLog | None) -> dict[str, datetime]:
         """Newest trusted backup time per key name, from the bundles in the backup directory.
 
         A bundle header is not authenticated on its own, so a bundle counts only when it is
         proven: a local bundle that opens under this home's root key, or any bundle whose
         creation time and key count match a ``backup.create`` record of the (chained, MACed)
         audit log. A file dropped into the directory by hand therefore proves nothing.
+        ``log`` is None when its chain did not verify: then only local bundles can prove.
+        The log is read only when there are bundles to prove.
         """
         from ekm.rotation import backup as bk
         from ekm.timeutil import from_iso
 
-        logged = {
-            (str(r.get("time")), r.get("keys"))
-            for r in records
-            if r.get("op") == "backup.create" and r.get("result", "ok") == "ok"
-        }
         directory = self.mgr._backup_dir()
         try:
             entries = sorted(p for p in directory.iterdir() if p.name.endswith(".ekmbak"))
@@ -241,6 +246,7 @@ class _Collector:
         except OSError as exc:
             self.problem(integrity.BACKUP_RULE, None, f"{directory}: {exc.strerror}")
             return {}
+        logged = self.logged_backups(log) if entries and log is not None else set()
         newest: dict[str, datetime] = {}
         unproven = 0
         for path in entries:
@@ -287,36 +293,62 @@ class _Collector:
         name = kdf.get("name") if isinstance(kdf, dict) else None
         return source, name if isinstance(name, str) else None
 
-    def audit_log(self) -> tuple[bool | None, bool | None, list[dict[str, Any]]]:
-        """(present, chain ok, records); the chain counts as ok only when MACs were checked."""
+    def logged_backups(self, log: AuditLog) -> set[tuple[str, Any]]:
+        """``(time, keys)`` of every successful ``backup.create`` record, read as a stream.
+
+        Only those two fields are kept: a 100,000-record log is never held in memory.
+        """
+        logged: set[tuple[str, Any]] = set()
+        try:
+            for path in log.files():
+                with open(path, "rb") as fh:
+                    for line in fh:
+                        if BACKUP_OP in line and (got := _backup_record(line)) is not None:
+                            logged.add(got)
+        except OSError as exc:
+            self.out.warnings.append(
+                f"audit log unreadable ({exc.strerror}); backups not proven by it"
+            )
+        return logged
+
+    def audit_log(self) -> tuple[bool | None, bool | None, AuditLog | None]:
+        """(present, chain ok, the log when its chain verified); ok only when MACs were checked.
+
+        The chain is walked once here; its :class:`VerifyResult` is kept on the outcome.
+        """
+        from ekm.auditlog import VerifyResult
+
         try:
             log = self.mgr.audit_log
             if not log.files():
-                return False, None, []
+                self.out.log_verify = log.verify()  # says "missing"; reads nothing
+                return False, None, None
             res = log.verify()
         except (EkmError, OSError) as exc:
             text = exc.message if isinstance(exc, EkmError) else str(exc.strerror)
             self.out.warnings.append(f"audit log unreadable ({text})")
-            return True, False, []
+            self.out.log_verify = VerifyResult(ok=False, first_bad=f"log unreadable ({text})")
+            return True, False, None
+        self.out.log_verify = res
         if not res.ok:
             self.out.warnings.append(f"audit log chain broken: {res.first_bad}")
-            return True, False, []
+            return True, False, None
         if not res.keyed:
-            return True, None, list(log.records())
+            return True, None, log
         if res.unkeyed_tail:
             self.out.warnings.append(
                 f"the last {res.unkeyed_tail} audit record(s) carry no MAC (written while the "
                 "master key was locked); run an unlocked ekm command to seal them"
             )
-        return True, True, list(log.records())
+        return True, True, log
 
     def run(self) -> Collected:
         mgr = self.mgr
         source, kdf = self.master()
         ks = self.keystore()
         keys = self.keys(ks)
-        present, chain_ok, records = self.audit_log()
-        newest = self.backups(records) if keys else {}
+        present, chain_ok, log = self.audit_log()
+        newest = self.backups(log) if keys else {}
         keys = [_with_backup(k, newest.get(k.name)) for k in keys]
         store_failed = any(p.rule is integrity.STORE_RULE for p in self.out.problems)
         mac_ok: bool | None = None
@@ -352,6 +384,21 @@ class _Collector:
             config_file=_rel(self.home, config_path),
         )
         return self.out
+
+
+def _backup_record(line: bytes) -> tuple[str, Any] | None:
+    """``(time, keys)`` of one successful ``backup.create`` log line, else None."""
+    import json
+
+    try:
+        r = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(r, dict) or r.get("op") != "backup.create":
+        return None
+    if r.get("result", "ok") != "ok":
+        return None
+    return str(r.get("time")), r.get("keys")
 
 
 def _under(path: Path, home: Path) -> bool:

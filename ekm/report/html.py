@@ -14,7 +14,8 @@ from html import escape
 
 from ekm.report import _fmt as f
 from ekm.report import charts
-from ekm.report.model import FindingRow, KeyRow, ReportData
+from ekm.report import digest as dg
+from ekm.report.model import AlertRow, FindingRow, KeyRow, ReportData
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -201,6 +202,77 @@ def _finding_cells(x: FindingRow) -> list[str]:
     ]
 
 
+GROUP_HEAD = (
+    "rule set",
+    "rule",
+    "severity",
+    "findings",
+    "keys",
+    "example keys",
+    "requirement",
+    "citation",
+)
+
+
+def _group_cells(g: dg.FindingGroup) -> list[str]:
+    return [
+        _td(g.rule_set),
+        _td(g.rule),
+        _td(g.severity, f"sev-{g.severity}"),
+        _td(g.findings, "n"),
+        _td(g.keys, "n"),
+        _td(", ".join(g.examples)),
+        _td(g.required),
+        _td(g.cite),
+    ]
+
+
+def _bounded(ident: str, rows: list[FindingRow], empty: str) -> str:
+    """A findings table of at most LIST_LIMIT rows, with the sentence saying what is left out."""
+    shown, more = dg.first_by_severity(rows)
+    table = _table(ident, FINDING_HEAD, map(_finding_cells, shown), empty)
+    if not more:
+        return table
+    note = _e(dg.more_findings(len(shown), more))
+    return f'{table}<p class="more" data-left-out="{more}" id="{ident}-more">{note}</p>'
+
+
+def _findings(data: ReportData, total: int) -> str:
+    groups = dg.group_findings(data.findings)
+    return (
+        f'<section id="findings"><h2>Findings ({total})</h2>'
+        f"<h3>By rule ({f.plural(len(groups), 'rule')})</h3>"
+        + _table("findings-by-rule", GROUP_HEAD, map(_group_cells, groups), "No findings.")
+        + "<h3>Individual findings</h3>"
+        + _bounded("findings-table", data.findings, "No findings.")
+        + "</section>"
+    )
+
+
+def _alert_cells(a: AlertRow) -> list[str]:
+    return [
+        _td(f.when(a.time)),
+        _td(a.severity, f"sev-{a.severity}"),
+        _td(a.check),
+        _td(a.subject),
+        _td(a.message),
+    ]
+
+
+def _alerts(data: ReportData, total: int) -> str:
+    shown, more = dg.latest_alerts(data.alerts)
+    table = _table(
+        "alerts-table",
+        ("time", "severity", "check", "subject", "message"),
+        map(_alert_cells, shown),
+        "No alerts in the period.",
+    )
+    if more:
+        note = _e(dg.more_alerts(len(shown), more))
+        table += f'<p class="more" data-left-out="{more}" id="alerts-table-more">{note}</p>'
+    return f'<section id="alerts"><h2>Monitor alerts in the period ({total})</h2>{table}</section>'
+
+
 def _changes(data: ReportData) -> str:
     c = data.changes
     items = [
@@ -213,15 +285,8 @@ def _changes(data: ReportData) -> str:
         f"{': ' + _e(', '.join(names)) if names else ''}</li>"
         for label, names in items
     )
-    new = _table(
-        "findings-new", FINDING_HEAD, map(_finding_cells, c.findings_new), "No new findings."
-    )
-    gone = _table(
-        "findings-resolved",
-        FINDING_HEAD,
-        map(_finding_cells, c.findings_resolved),
-        "No resolved findings.",
-    )
+    new = _bounded("findings-new", c.findings_new, "No new findings.")
+    gone = _bounded("findings-resolved", c.findings_resolved, "No resolved findings.")
     return (
         f'<section id="changes"><h2>Changes</h2><p>{_e(f.since(data))}.</p>'
         f"<ul>{lis}</ul><h3>New findings</h3>{new}<h3>Resolved findings</h3>{gone}</section>"
@@ -247,16 +312,6 @@ def render_html(data: ReportData) -> str:
     data.validate()
     t = data.totals()
     due = data.due_keys()
-    alerts = (
-        [
-            _td(f.when(a.time)),
-            _td(a.severity, f"sev-{a.severity}"),
-            _td(a.check),
-            _td(a.subject),
-            _td(a.message),
-        ]
-        for a in data.alerts
-    )
     parts = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
@@ -270,18 +325,9 @@ def render_html(data: ReportData) -> str:
         f'<section id="due"><h2>Keys overdue or due within 30 days ({len(due)})</h2>',
         _table("due-table", KEY_HEAD, map(_key_cells, due), "No key is due within 30 days."),
         "</section>",
-        f'<section id="findings"><h2>Findings ({t.findings})</h2>',
-        _table("findings-table", FINDING_HEAD, map(_finding_cells, data.findings), "No findings."),
-        "</section>",
+        _findings(data, t.findings),
         _changes(data),
-        f'<section id="alerts"><h2>Monitor alerts in the period ({t.alerts})</h2>',
-        _table(
-            "alerts-table",
-            ("time", "severity", "check", "subject", "message"),
-            alerts,
-            "No alerts in the period.",
-        ),
-        "</section>",
+        _alerts(data, t.alerts),
         f'<section id="inventory"><h2>Key inventory ({t.keys})</h2>'
         "<p>Metadata only: a report never contains key material.</p>",
         _table("inventory-table", KEY_HEAD, map(_key_cells, data.keys), "No keys."),

@@ -13,6 +13,7 @@ from datetime import date
 
 from ekm.report import _fmt as f
 from ekm.report import chartdata as cd
+from ekm.report import digest as dg
 from ekm.report.model import FindingRow, KeyRow, ReportData
 
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can start
@@ -88,6 +89,62 @@ def _finding(x: FindingRow) -> list[object]:
     ]
 
 
+GROUP_HEAD = (
+    "rule set",
+    "rule",
+    "severity",
+    "findings",
+    "keys",
+    "example keys",
+    "requirement",
+    "citation",
+)
+
+
+def _group(g: dg.FindingGroup) -> list[object]:
+    return [
+        g.rule_set,
+        g.rule,
+        g.severity,
+        g.findings,
+        g.keys,
+        ", ".join(g.examples),
+        g.required,
+        g.cite,
+    ]
+
+
+def _bounded(rows: list[FindingRow], empty: str) -> str:
+    """At most LIST_LIMIT findings, then the sentence saying what is left out and where."""
+    shown, more = dg.first_by_severity(rows)
+    table = _table(FINDING_HEAD, map(_finding, shown), empty)
+    # the sentence is ours (numbers and a command in backticks): not escaped
+    return table if not more else f"{table}\n{dg.more_findings(len(shown), more)}\n"
+
+
+def _findings(data: ReportData, total: int) -> list[str]:
+    groups = dg.group_findings(data.findings)
+    return [
+        f"## Findings ({total})\n",
+        f"### By rule ({f.plural(len(groups), 'rule')})\n",
+        _table(GROUP_HEAD, map(_group, groups), "No findings."),
+        "### Individual findings\n",
+        _bounded(data.findings, "No findings."),
+    ]
+
+
+def _alerts(data: ReportData, total: int) -> list[str]:
+    shown, more = dg.latest_alerts(data.alerts)
+    table = _table(
+        ("time", "severity", "check", "subject", "message"),
+        ([f.when(a.time), a.severity, a.check, a.subject, a.message] for a in shown),
+        "No alerts in the period.",
+    )
+    if more:
+        table += f"\n{dg.more_alerts(len(shown), more)}\n"
+    return [f"## Monitor alerts in the period ({total})\n", table]
+
+
 def _summary(data: ReportData) -> list[str]:
     t = data.totals()
     due = t.keys_by_dueness
@@ -146,8 +203,7 @@ def render_markdown(data: ReportData) -> str:
         *_summary(data),
         f"## Keys overdue or due within 30 days ({t.due_within_30d})\n",
         _table(KEY_HEAD, map(_key, data.due_keys()), "No key is due within 30 days."),
-        f"## Findings ({t.findings})\n",
-        _table(FINDING_HEAD, map(_finding, data.findings), "No findings."),
+        *_findings(data, t.findings),
         "## Compliance by rule set\n",
         _table(
             ("rule set", "title", "findings", "by severity", "rules passed"),
@@ -181,15 +237,10 @@ def render_markdown(data: ReportData) -> str:
         f"- keys rotated ({len(c.keys_rotated)}): {', '.join(map(_e, c.keys_rotated)) or f.DASH}",
         "",
         f"### New findings ({len(c.findings_new)})\n",
-        _table(FINDING_HEAD, map(_finding, c.findings_new), "No new findings."),
+        _bounded(c.findings_new, "No new findings."),
         f"### Resolved findings ({len(c.findings_resolved)})\n",
-        _table(FINDING_HEAD, map(_finding, c.findings_resolved), "No resolved findings."),
-        f"## Monitor alerts in the period ({t.alerts})\n",
-        _table(
-            ("time", "severity", "check", "subject", "message"),
-            ([f.when(a.time), a.severity, a.check, a.subject, a.message] for a in data.alerts),
-            "No alerts in the period.",
-        ),
+        _bounded(c.findings_resolved, "No resolved findings."),
+        *_alerts(data, t.alerts),
         f"## Key inventory ({t.keys})\n",
         "Metadata only: a report never contains key material.\n",
         _table(KEY_HEAD, map(_key, data.keys), "No keys."),

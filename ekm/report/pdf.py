@@ -16,6 +16,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from ekm.report import _fmt as f
+from ekm.report import digest as dg
 from ekm.report.model import FindingRow, KeyRow, ReportData
 
 CHUNK = 250  # rows per reportlab Table; splitting one huge table is quadratic
@@ -43,6 +44,16 @@ FINDING_COLS = (
     ("finding", 100, 27),
     ("requirement", 90, 24),
     ("citation", 87, 23),
+)
+GROUP_COLS = (
+    ("rule set", 50, 12),
+    ("rule", 58, 15),
+    ("severity", 34, 8),
+    ("findings", 32, 7),
+    ("keys", 26, 6),
+    ("example keys", 90, 24),
+    ("requirement", 90, 24),
+    ("citation", 121, 32),
 )
 ALERT_COLS = (
     ("time", 72, 20),
@@ -86,6 +97,19 @@ def _finding(x: FindingRow) -> list[object]:
         x.message,
         x.required,
         x.cite,
+    ]
+
+
+def _group(g: dg.FindingGroup) -> list[object]:
+    return [
+        g.rule_set,
+        g.rule,
+        g.severity,
+        g.findings,
+        g.keys,
+        ", ".join(g.examples),
+        g.required,
+        g.cite,
     ]
 
 
@@ -136,6 +160,13 @@ class _Builder:
             self.story.append(Table([head, *chunk], widths, repeatRows=1, style=style))
         elif not seen:
             self.para(empty)
+
+    def findings(self, rows: list[FindingRow], empty: str) -> None:
+        """At most LIST_LIMIT findings, then the sentence saying what is left out and where."""
+        shown, more = dg.first_by_severity(rows)
+        self.table(FINDING_COLS, map(_finding, shown), empty)
+        if more:
+            self.para(dg.more_findings(len(shown), more))
 
     def figure(self, drawing: Any, caption: str) -> None:
         from reportlab.platypus import KeepTogether, Paragraph, Spacer
@@ -196,9 +227,9 @@ def _changes(b: _Builder, data: ReportData) -> None:
     ):
         b.para(f"Keys {label} ({len(names)}): {', '.join(names) or f.DASH}")
     b.heading(f"New findings ({len(c.findings_new)})", 3)
-    b.table(FINDING_COLS, map(_finding, c.findings_new), "No new findings.")
+    b.findings(c.findings_new, "No new findings.")
     b.heading(f"Resolved findings ({len(c.findings_resolved)})", 3)
-    b.table(FINDING_COLS, map(_finding, c.findings_resolved), "No resolved findings.")
+    b.findings(c.findings_resolved, "No resolved findings.")
 
 
 def render_pdf(data: ReportData) -> bytes:
@@ -219,14 +250,21 @@ def render_pdf(data: ReportData) -> bytes:
     b.heading(f"Keys overdue or due within 30 days ({t.due_within_30d})")
     b.table(KEY_COLS, map(_key, data.due_keys()), "No key is due within 30 days.")
     b.heading(f"Findings ({t.findings})")
-    b.table(FINDING_COLS, map(_finding, data.findings), "No findings.")
+    groups = dg.group_findings(data.findings)
+    b.heading(f"By rule ({f.plural(len(groups), 'rule')})", 3)
+    b.table(GROUP_COLS, map(_group, groups), "No findings.")
+    b.heading("Individual findings", 3)
+    b.findings(data.findings, "No findings.")
     _changes(b, data)
     b.heading(f"Monitor alerts in the period ({t.alerts})")
+    alerts, older = dg.latest_alerts(data.alerts)
     b.table(
         ALERT_COLS,
-        ([f.when(a.time), a.severity, a.check, a.subject, a.message] for a in data.alerts),
+        ([f.when(a.time), a.severity, a.check, a.subject, a.message] for a in alerts),
         "No alerts in the period.",
     )
+    if older:
+        b.para(dg.more_alerts(len(alerts), older))
     b.heading(f"Key inventory ({t.keys})")
     b.para("Metadata only: a report never contains key material.")
     b.table(KEY_COLS, map(_key, data.keys), "No keys.")

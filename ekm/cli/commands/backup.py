@@ -89,7 +89,12 @@ def create(
     else:
         directory = mgr._backup_dir()
         ensure_private_dir(directory)
-        path = directory / f"ekm-{now.strftime('%Y%m%dT%H%M%SZ')}.ekmbak"
+        stem = f"ekm-{now.strftime('%Y%m%dT%H%M%SZ')}"
+        path = directory / f"{stem}.ekmbak"
+        n = 1
+        while path.exists():  # two backups in one second get distinct names
+            n += 1
+            path = directory / f"{stem}-{n}.ekmbak"
     if path.exists() and not force:
         raise InvalidError(f"{path} exists; pass --force to overwrite it")
     if recipient:

@@ -138,7 +138,7 @@ def rotate(
                 f"v{p['to_version']}",
                 p["type"],
                 p["reason"],
-                p["backup"] or ("yes" if p["backup"] else ""),
+                p["backup"] if isinstance(p["backup"], str) else ("yes" if p["backup"] else ""),
             ]
             for p in plan
         ],
