@@ -48,6 +48,7 @@ class Keystore:
         self.root = root
         self._docs: dict[str, tuple[dict[str, Any], Any]] = {}
         self._pending: list[tuple[str, bytes]] | None = None
+        self._shared: dict[str, tuple[dict[str, Any], Key]] = {}
         self._mac_key = root.derive("metadata-mac") if root else None
         self._wrap_key = root.derive("material-wrap") if root else None
 
@@ -115,6 +116,20 @@ class Keystore:
             return Key.from_dict(doc["meta"])
         except InvalidError as exc:
             raise IntegrityError(f"{self._where(name)}: {exc} (tampered?)") from None
+
+    def load_shared(self, name: str) -> Key:
+        """A read-only Key for hot paths (record encryption): parsed once per document.
+
+        The object is shared between calls: never modify it (mutators use :meth:`load`, which
+        returns a fresh Key). A new document (after any save or refresh) is parsed again.
+        """
+        doc, _ = self._doc(name)
+        cached = self._shared.get(name)
+        if cached is not None and cached[0] is doc:
+            return cached[1]
+        key = self.load(name)
+        self._shared[name] = (doc, key)
+        return key
 
     def iter_meta(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """(name, raw metadata) of every key, without building Key objects.
@@ -276,6 +291,7 @@ class Keystore:
     def forget(self) -> None:
         """Drop cached documents (after another process may have written)."""
         self._docs.clear()
+        self._shared.clear()
 
     def verify_all(self) -> list[str]:
         """Check every document's MAC and every version's material; return problems found."""

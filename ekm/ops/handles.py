@@ -156,7 +156,7 @@ class HandleOps:
     # ---- resolution ----------------------------------------------------------------------------
     def _usable(self, name: str, version: int | None) -> tuple[Any, Any]:
         """(Key, KeyVersion) that may decrypt/verify now; StateError/NotFoundError otherwise."""
-        key = self.keystore.load(name)
+        key = self.keystore.load_shared(name)  # read-only here
         kv = key.version(version)
         if kv.state in (KeyState.DESTROYED, KeyState.DISABLED):
             hint = (
@@ -215,7 +215,7 @@ class HandleOps:
 
     def _encryption_wrapper(self, name: str, *, audit: Any = None) -> Any:
         """The primary version's wrapper: new data is only ever sealed under the primary."""
-        key = self.keystore.load(name)
+        key = self.keystore.load_shared(name)  # read-only here
         if key.primary is None:
             raise StateError(f"key {name!r} has no primary version; rotate it first")
         return self._resolve(name, key.primary.version, audit=audit)
