@@ -8,7 +8,6 @@ Renderers are imported on use: ``import ekm.report`` loads neither reportlab nor
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,8 +34,9 @@ def render(data: ReportData, fmt: str) -> bytes:
 
         return render_pdf(data)
     if fmt == "json":
-        doc = data.validate().to_dict()
-        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+        from ekm.report.jsonout import dumps
+
+        return dumps(data.validate().to_dict())
     raise UsageError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
