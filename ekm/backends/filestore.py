@@ -7,6 +7,7 @@ oversized or non-regular files are refused: a keystore file is treated as hostil
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ class FileDocumentStore:
         self.directory = directory
         self._lock = FileLock(lock_path, timeout=lock_timeout)
         self._dir_checked = False
+        self._swept = False
 
     def describe(self) -> str:
         return str(self.directory)
@@ -74,14 +76,36 @@ class FileDocumentStore:
             raise StorageError(f"cannot read {path}: {exc.strerror}") from None
         return data, None
 
+    def _sweep_stale_tmp(self) -> None:
+        """Remove temporary files left by ekm processes that died mid-write (SIGKILL).
+
+        They are never read (a write is only visible after its rename), but they would pile
+        up and the monitor reports them as unexpected files. Only files whose writer's pid
+        is gone are removed, once per process.
+        """
+        if self._swept:
+            return
+        self._swept = True
+        for entry in self.unexpected_files():
+            parts = entry.split(".")
+            if not (entry.startswith(".") and entry.endswith(".tmp") and len(parts) >= 5):
+                continue
+            pid = parts[-3]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(self.directory / entry)
+
     def write(self, name: str, data: bytes, token: Any) -> Any:
         ensure_private_dir(self.directory)
+        self._sweep_stale_tmp()
         atomic_write(self.path(name), data)
         return None
 
     def write_many(self, items: list[tuple[str, bytes]]) -> None:
         """Write several documents with one sync (bulk rotation); each stays atomic."""
         ensure_private_dir(self.directory)
+        self._sweep_stale_tmp()
         atomic_write_many([(self.path(name), data) for name, data in items])
 
     def delete(self, name: str, token: Any) -> None:
@@ -100,3 +124,16 @@ class FileDocumentStore:
         check_private(self.directory)
         for name in self.names():
             check_private(self.path(name))
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (signal 0 probes without signalling)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
