@@ -7,12 +7,16 @@ Two measurements:
 * ``--synthetic``: rendering only, from a synthetic ReportData (tests/report/synthetic.py);
 * default: through ``KeyManager.security_report`` on a real home: a deployed home (tmp dir, or
   ``--home-dir``) is filled in-process (keys via Keystore.save with the unlocked root key,
-  audit records via AuditLog.append_many in batches of 5,000), then the report data is
-  collected (keystore read, one audit run over all rule sets, chain verification, one streaming
-  pass over the log) and rendered in every format.
+  audit records via AuditLog.append_many in batches of 5,000); then, for each format, a fresh
+  process collects the report data (keystore read, one audit run over all rule sets with its
+  one chain verification, one streaming pass over the log) and renders it, as one
+  ``ekm report --format F`` does. ``--save`` also stores each report as the baseline, so the
+  next one reads and diffs it (the monthly cron case).
 
-Prints the wall time of each step and the peak resident memory of the process. The target
-(issue 12): under 10 s and under 300 MiB. Not part of the test suite (no timed asserts).
+Prints, per format, collect and render wall time and the process's peak resident memory.
+The target (issue 12): under 10 s and under 300 MiB for each format. Not part of the test
+suite (no timed asserts). Run ``python3 -m compileall -q ekm`` first and the script with
+``env -u PYTHONDONTWRITEBYTECODE`` so imports are not compiled on every run.
 """
 
 from __future__ import annotations
@@ -81,33 +85,41 @@ def fill(home: Path, n_keys: int, n_records: int) -> None:
         mgr.audit_log.append_many(entries)
 
 
-def through_manager(args: argparse.Namespace) -> None:
+def one_format(home: Path, fmt: str, save: bool) -> None:
+    """Collect and render ``fmt`` in this (fresh) process, as one `ekm report` run does."""
     from ekm.manager import KeyManager
     from ekm.report import render
     from ekm.timeutil import utcnow
+
+    t0 = time.perf_counter()
+    mgr = KeyManager(home, env={})
+    data = mgr.security_report(since=utcnow() - timedelta(days=365), save=save)
+    t1 = time.perf_counter()
+    out = render(data, fmt)
+    t2 = time.perf_counter()
+    tot = data.totals()
+    print(
+        f"{fmt:8s} collect {t1 - t0:5.2f} s + render {t2 - t1:5.2f} s = {t2 - t0:5.2f} s, "
+        f"{len(out) / 1e6:6.2f} MB, peak RSS {_peak():4.0f} MiB  ({tot.keys} keys, "
+        f"{tot.findings} findings, {tot.alerts} alerts, log {data.audit_log.records} records)"
+    )
+
+
+def through_manager(args: argparse.Namespace) -> None:
+    """Fill (or reuse) a home, then one fresh process per format: wall time and peak RSS."""
+    import subprocess
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(args.home_dir or tmp) / "home"
         t = time.perf_counter()
         if not (home / "master.json").exists():
             fill(home, args.keys, args.records)
-        print(f"fill: {args.keys} keys, {args.records} records: {time.perf_counter() - t:.2f} s")
-        mgr = KeyManager(home, env={})
-        since = utcnow() - timedelta(days=365)
-        t = time.perf_counter()
-        data = mgr.security_report(since=since, save=False)
-        took = time.perf_counter() - t
-        tot = data.totals()
-        print(
-            f"security_report: {tot.keys} keys, {tot.findings} findings, "
-            f"{tot.rotations + tot.failures + tot.other_operations} operations in "
-            f"{len(data.activity)} days, {tot.alerts} alerts, log {data.audit_log.records} "
-            f"records: {took:.2f} s (peak RSS so far {_peak():.0f} MiB)"
-        )
+            print(
+                f"fill: {args.keys} keys, {args.records} records: {time.perf_counter() - t:.2f} s"
+            )
         for fmt in ("json", "markdown", "html", "pdf"):
-            t = time.perf_counter()
-            out = render(data, fmt)
-            print(f"{fmt:8s} {time.perf_counter() - t:6.2f} s  {len(out) / 1e6:7.2f} MB")
+            cmd = [sys.executable, __file__, "--one", fmt, "--home-dir", str(home.parent)]
+            subprocess.run([*cmd, *(["--save"] if args.save else [])], check=True)
 
 
 def synthetic(args: argparse.Namespace) -> None:
@@ -131,9 +143,16 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--synthetic", action="store_true", help="render a synthetic model only")
     ap.add_argument("--home-dir", help="keep (or reuse) the filled home under this directory")
+    ap.add_argument("--save", action="store_true", help="store each report as the baseline")
+    ap.add_argument("--one", choices=("json", "markdown", "html", "pdf"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    synthetic(args) if args.synthetic else through_manager(args)
-    print(f"peak RSS: {_peak():.0f} MiB")
+    if args.one:
+        one_format(Path(args.home_dir) / "home", args.one, args.save)
+    elif args.synthetic:
+        synthetic(args)
+        print(f"peak RSS: {_peak():.0f} MiB")
+    else:
+        through_manager(args)
 
 
 if __name__ == "__main__":
