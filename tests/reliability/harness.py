@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import io
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -43,12 +42,12 @@ def ekm_argv() -> list[str]:
 
 @functools.cache
 def available_commands() -> frozenset[str]:
-    """Top-level commands that ``ekm --help`` lists now (others are still being wired)."""
-    out = subprocess.run(
-        [*ekm_argv(), "--help"], capture_output=True, text=True, timeout=60, check=False
-    ).stdout
-    section = out.split("Commands:", 1)[-1]
-    return frozenset(m.group(1) for m in re.finditer(r"^\s{2}([a-z][a-z-]*)\s", section, re.M))
+    """Top-level commands of the ekm CLI (read from the click command tree, not --help text)."""
+    import typer
+
+    from ekm.cli.main import build_app
+
+    return frozenset(typer.main.get_command(build_app()).commands)
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
