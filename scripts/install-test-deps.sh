@@ -18,3 +18,11 @@ if ((${#missing[@]})); then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# The tests drive these for real; a missing one would turn tests into skips, so fail here.
+for tool in softhsm2-util pkcs11-tool openssl age mandoc promtool pdftotext pdftoppm \
+            systemd-analyze bash; do
+  command -v "$tool" >/dev/null || { echo "install-test-deps: $tool is missing" >&2; exit 1; }
+done
+[ -e /usr/lib/softhsm/libsofthsm2.so ] || { echo "install-test-deps: SoftHSM2 module missing" >&2; exit 1; }
+[ -e /usr/share/bash-completion/bash_completion ] || { echo "install-test-deps: bash-completion missing" >&2; exit 1; }
