@@ -379,6 +379,11 @@ class Config:
     vault: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """The file and the key names only: option values (a Slack webhook URL is itself a
+        credential) must not reach a log line or traceback through ``repr``."""
+        return f"Config(path={self.path!r}, keys={sorted(self.keys)!r})"
+
     def get(self, section: str, option: str) -> Any:
         return self.sections[section][option]
 
@@ -622,8 +627,10 @@ def example_toml() -> str:
     out += [
         "# Rotation policy per key type; a key's own settings win over these.",
         '[policy."aes-256-gcm"]',
-        *(f"# {POLICY_OPTIONS[k].doc}\n{k} = {_toml_value(v)}" for k, v in
-          (("rotate_every", "90d"), ("notify_before", "7d"), ("backup", True))),
+        *(
+            f"# {POLICY_OPTIONS[k].doc}\n{k} = {_toml_value(v)}"
+            for k, v in (("rotate_every", "90d"), ("notify_before", "7d"), ("backup", True))
+        ),
         "",
         "# The key set that `ekm generate` (without NAME) and `ekm deploy` create.",
         "# Without any [keys.*] table the default key set of CLI.md is used.",
@@ -634,7 +641,7 @@ def example_toml() -> str:
             out.append(f"{k} = {_toml_value(v)}")
         out.append("")
     out += [
-        "# A key can also carry: keep_versions = 2, backend = \"pkcs11\", labels = {team = \"x\"}",
+        '# A key can also carry: keep_versions = 2, backend = "pkcs11", labels = {team = "x"}',
         "",
         "# HSM over PKCS#11 (see docs/hsm.md). The PIN comes from pin_env or pin_file.",
         "# [hsm]",

@@ -20,7 +20,7 @@ import hmac
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,13 @@ def hkdf(root: bytes, label: str, length: int = 32) -> bytes:
 
 @dataclass
 class RootKey:
-    """The unwrapped root key and its derived subkeys; lives only in memory."""
+    """The unwrapped root key and its derived subkeys; lives only in memory.
 
-    key: bytearray
+    ``repr`` leaves the key out: a RootKey in a traceback, a log line or a debugger's
+    ``repr()`` must not print the secret every other key is protected by.
+    """
+
+    key: bytearray = field(repr=False)
 
     def derive(self, label: str) -> bytes:
         return hkdf(bytes(self.key), f"ekm/v1/{label}")

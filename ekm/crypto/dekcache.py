@@ -29,8 +29,8 @@ DEFAULT_MAX_MESSAGES = 2**20
 
 @dataclass
 class _Entry:
-    dek: bytes
-    wrapped: bytes
+    dek: bytes = field(repr=False)  # a data key: never in a repr, traceback or log
+    wrapped: bytes = field(repr=False)
     created: float
     uses: int = 0
     aead: Any = field(default=None, repr=False)

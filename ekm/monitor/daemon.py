@@ -53,6 +53,25 @@ class MonitorOptions:
     metrics_bind: str
     metrics_file: Path | None
 
+    def __repr__(self) -> str:
+        """Field values, with the webhook and Slack URLs cut to scheme and host.
+
+        A Slack incoming-webhook URL *is* its credential (the path), and webhook URLs often
+        carry tokens in the path or query: a repr in a log or traceback must not hold them.
+        """
+        from ekm.monitor.notifiers import redact_url
+
+        def url(value: str | None) -> str:
+            return "None" if value is None else repr(redact_url(value))
+
+        return (
+            f"MonitorOptions(interval={self.interval!r}, webhook={url(self.webhook)}, "
+            f"webhook_secret_env={self.webhook_secret_env!r}, slack={url(self.slack)}, "
+            f"alert_levels={sorted(x.name for x in self.alert_levels)!r}, "
+            f"fail_on={self.fail_on.name}, metrics_port={self.metrics_port!r}, "
+            f"metrics_bind={self.metrics_bind!r}, metrics_file={self.metrics_file!r})"
+        )
+
     @classmethod
     def resolve(cls, config: Any, flags: Mapping[str, Any] | None = None) -> MonitorOptions:
         """Merge ``config.sections["monitor"]`` with ``flags`` (None values: not given)."""

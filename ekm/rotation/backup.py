@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +45,7 @@ class BundleKey:
     """One key in a bundle: its metadata and the material of each version that has some."""
 
     key: Key
-    material: dict[int, bytes]
+    material: dict[int, bytes] = field(repr=False)  # plaintext key material: never repr'd
 
 
 @dataclass
