@@ -29,12 +29,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ekm.errors import AuditLogError
-from ekm.fsutil import FILE_MODE, check_private
+from ekm.errors import AuditLogError, EkmError
+from ekm.fsutil import FILE_MODE, check_private, open_regular
 from ekm.timeutil import iso, utcnow
 
 GENESIS = "0" * 64
 HEAD_SIZE = 256
+#: No record is anywhere near this long; a longer "line" is damage, not a record to parse.
+MAX_LINE = 1024 * 1024
 _FORBIDDEN_FIELDS = {
     "material",
     "key_material",
@@ -192,7 +194,7 @@ class AuditLog:
         if size == 0:
             prev_file = self.path.with_name(self.path.name + ".1")
             if prev_file.exists():
-                with open(prev_file, "rb") as fh:
+                with open_regular(prev_file) as fh:
                     fh.seek(0, os.SEEK_END)
                     return self._tail_of(fh.fileno(), fh.tell())
             return 0, GENESIS
@@ -251,13 +253,21 @@ class AuditLog:
     def _head_seq(self) -> int | None:
         """The sequence number ``audit.log.head`` records (None when there is none)."""
         try:
-            return int(json.loads(self.head_path.read_bytes())["seq"])
+            return int(json.loads(self._read_head())["seq"])
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError, RecursionError, OSError):
+        except (ValueError, KeyError, TypeError, RecursionError, OSError, EkmError):
             raise AuditLogError(
                 f"{self.head_path} is unreadable; run `ekm audit --verify-log`"
             ) from None
+
+    def _read_head(self) -> bytes:
+        """The bytes of ``audit.log.head``: a regular file (no link, FIFO) of bounded size."""
+        with open_regular(self.head_path) as fh:
+            data = fh.read(HEAD_SIZE * 4 + 1)
+        if len(data) > HEAD_SIZE * 4:
+            raise ValueError("head file too large")
+        return data
 
     def _rotate_files(self) -> None:
         files = self.files()
@@ -297,9 +307,9 @@ class AuditLog:
     def records(self) -> Iterator[dict[str, Any]]:
         """Every parseable record, oldest first (for reports and monitors; not verification)."""
         for path in self.files():
-            with open(path, "rb") as fh:
-                for line in fh:
-                    with contextlib.suppress(ValueError):
+            with open_regular(path) as fh:
+                for line in _lines(fh):
+                    with contextlib.suppress(ValueError, RecursionError):
                         rec = json.loads(line)
                         if isinstance(rec, dict):
                             yield rec
@@ -315,8 +325,14 @@ class AuditLog:
             res.first_bad = f"{self.path.name} is missing"
             return res
         for path in files:
-            with open(path, "rb") as fh:
-                for lineno, line in enumerate(fh, 1):
+            try:
+                fh = open_regular(path)
+            except (OSError, EkmError) as exc:
+                res.ok = False
+                res.first_bad = f"{path.name}: {getattr(exc, 'message', None) or exc.strerror}"
+                return res
+            with fh:
+                for lineno, line in enumerate(_lines(fh), 1):
                     where = f"{path.name} line {lineno}"
                     problem = self._check_line(line, prev, expected_seq)
                     if problem:
@@ -336,6 +352,8 @@ class AuditLog:
         return res
 
     def _check_line(self, line: bytes, prev: str, expected_seq: int) -> str | None:
+        if len(line) > MAX_LINE:
+            return f"record longer than {MAX_LINE} bytes (damaged or planted)"
         if not line.endswith(b"\n"):
             return "truncated record (no end of line)"
         try:
@@ -362,11 +380,11 @@ class AuditLog:
 
     def _check_head(self, last_seq: int, last_hash: str, *, last_keyed: bool = True) -> str | None:
         try:
-            head = json.loads(self.head_path.read_bytes())
+            head = json.loads(self._read_head())
             seq, digest = int(head["seq"]), str(head["hash"])
         except FileNotFoundError:
             return None if last_seq == 0 else f"{self.head_path.name} is missing"
-        except (ValueError, KeyError, TypeError, RecursionError):
+        except (ValueError, KeyError, TypeError, RecursionError, OSError, EkmError):
             return f"{self.head_path.name} is unreadable"
         if not isinstance(head, dict) or set(head) - {"seq", "hash", "mac"}:
             return f"{self.head_path.name} has unexpected fields (edited)"
@@ -385,6 +403,21 @@ class AuditLog:
         if seq == last_seq and digest != last_hash:
             return f"{self.head_path.name}: last record differs from the one recorded (replaced)"
         return None
+
+
+def _lines(fh: Any) -> Iterator[bytes]:
+    """The lines of ``fh``, each read with a bound: a planted multi-gigabyte "line" yields
+    one over-long chunk (reported as damage) instead of exhausting memory."""
+    while True:
+        line = fh.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE:
+            yield line
+            while line and not line.endswith(b"\n"):  # skip the rest of the long line
+                line = fh.readline(MAX_LINE + 1)
+            continue
+        yield line
 
 
 def _login() -> str:

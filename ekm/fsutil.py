@@ -15,6 +15,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from ekm.errors import LockBusyError, StorageError, UnsafePermissionsError
 
@@ -161,9 +162,11 @@ def read_private(path: Path, *, limit: int = 64 * 1024 * 1024) -> bytes:
     """Read a file ekm owns, refusing links, non-regular files, unsafe modes and absurd sizes.
 
     The checks run on the opened descriptor (fstat), so the file checked is the file read.
+    ``O_NONBLOCK`` keeps a FIFO planted in place of a file from hanging ekm in ``open``
+    (it is then refused as not a regular file); on a regular file it changes nothing.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafePermissionsError(
@@ -191,6 +194,30 @@ def read_private(path: Path, *, limit: int = 64 * 1024 * 1024) -> bytes:
     if len(data) > limit:
         raise StorageError(f"{path} is larger than {limit} bytes; refusing to read it")
     return data
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open a file ekm reads as a stream (the audit log): no symlink, FIFO or device.
+
+    Like :func:`read_private` the check runs on the opened descriptor, so a link or FIFO
+    swapped in cannot hang or redirect the reader. Raises FileNotFoundError when missing,
+    UnsafePermissionsError for a link, StorageError for anything but a regular file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePermissionsError(
+                f"{path} is a symbolic link; ekm refuses to follow it"
+            ) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StorageError(f"{path} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
 
 
 class FileLock:

@@ -40,6 +40,27 @@ def material_aad(name: str, version: int, key_type: KeyType) -> bytes:
     return f"ekm/v1/material|{name}|{version}|{key_type.value}".encode()
 
 
+def _check_lookup_name(name: str) -> None:
+    """Refuse a name that could leave the keys directory (or KV folder) before any lookup.
+
+    Names come from the command line, ciphertext headers, JWT ``kid``s and backups; a
+    ``../master`` must not make the file backend read (and, locked, trust) a document outside
+    ``keys/``. Creation applies the stricter rule of :func:`ekm.config.check_key_name`.
+    """
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(name) <= 128
+        or name[0] == "."
+        or "/" in name
+        or "\\" in name
+        or not name.isprintable()
+    ):
+        raise NotFoundError(
+            f"no key named {str(name)[:64]!r}: key names are 1-64 characters of a-z, 0-9, "
+            "_ - . (run `ekm status` to list the keys)"
+        )
+
+
 class Keystore:
     """Loads and saves keys; wraps material and checks MACs when the root key is present."""
 
@@ -72,6 +93,7 @@ class Keystore:
     ) -> tuple[dict[str, Any], Any]:
         if not refresh and name in self._docs:
             return self._docs[name]
+        _check_lookup_name(name)
         got = self.store.read(name)
         if got is None:
             known = self.store.names()
