@@ -415,9 +415,19 @@ def locate(
 
 
 def load(path: Path, *, required: bool = True) -> Config:
-    """Read and validate ``path``; a missing optional file gives the defaults."""
+    """Read and validate ``path``; a missing optional file gives the defaults.
+
+    The file decides where secrets go (the Vault endpoint, the HSM module, webhook URLs), so
+    like ssh with its config ekm refuses one that group or others may *write* or that belongs
+    to someone other than the user or root. The checks run on the opened descriptor
+    (``O_NONBLOCK``: a FIFO cannot hang ekm) and the read is bounded, so a file swapped after a
+    check cannot be bigger than the limit.
+    """
+    import errno
+    import stat
+
     try:
-        st = path.stat()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         if required:
             raise ConfigError(
@@ -425,14 +435,40 @@ def load(path: Path, *, required: bool = True) -> Config:
             ) from None
         return validate({}, None)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
-    if st.st_size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: config file is larger than 1 MiB; refusing to parse it")
+        reason = "a directory" if exc.errno == errno.EISDIR else exc.strerror
+        raise ConfigError(f"{path}: cannot read the config file ({reason})") from None
     try:
-        data = path.read_bytes()
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path}: not a regular file; expected a TOML file")
+        _check_config_owner(path, st)
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: config file is larger than 1 MiB; refusing to parse it")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: config file is larger than 1 MiB; refusing to parse it")
     return parse(data, path)
+
+
+def _check_config_owner(path: Path, st: os.stat_result) -> None:
+    """Refuse a config others could have edited: group/other-writable, or a stranger's."""
+    from ekm.errors import UnsafePermissionsError
+
+    mode = st.st_mode & 0o7777
+    if mode & 0o022:
+        raise UnsafePermissionsError(
+            f"{path} has mode {mode:04o}; group or others can change it (run: chmod go-w {path})"
+        )
+    if st.st_uid not in (os.geteuid(), 0):
+        raise UnsafePermissionsError(
+            f"{path} is owned by uid {st.st_uid}, not by the user running ekm "
+            f"({os.geteuid()}) or root"
+        )
 
 
 def parse(data: bytes, path: Path | None) -> Config:
