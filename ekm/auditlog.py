@@ -137,6 +137,7 @@ class AuditLog:
             check_private(self.path)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, FILE_MODE)
         try:
+            self._check_regular(fd)
             fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
             if self.max_bytes and size >= self.max_bytes:
@@ -188,6 +189,17 @@ class AuditLog:
         finally:
             if fd >= 0:
                 os.close(fd)
+
+    def _check_regular(self, fd: int) -> None:
+        """Fail closed on a FIFO, socket or device planted as the log: records written to a
+        pipe would vanish while the operation they record went ahead."""
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise AuditLogError(
+                f"{self.path} is not a regular file; the operation was refused (move it aside "
+                "and restore the audit log, then retry)"
+            )
 
     def _tail(self, fd: int, size: int) -> tuple[int, str]:
         """Sequence number and hash of the last complete record (or of the previous file)."""
@@ -282,9 +294,14 @@ class AuditLog:
             if self.path.exists():
                 check_private(self.path)
             fd = os.open(
-                self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, FILE_MODE
+                self.path,
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK,
+                FILE_MODE,
             )
-            os.close(fd)
+            try:
+                self._check_regular(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise AuditLogError(
                 f"cannot write the audit log {self.path} ({exc.strerror}); the operation was "

@@ -173,3 +173,38 @@ def test_cli_traversing_key_name_is_not_found(home: Path, run: Callable) -> None
     _plant_document(home)
     line = run("keys", "show", "../planted").expect_error(3, "no key named '../planted'")
     assert "planted.json" not in line
+
+
+def test_ensure_writable_refuses_a_fifo_log_instead_of_hanging(home: Path) -> None:
+    from ekm.errors import AuditLogError
+
+    log = home / "audit.log"
+    log.unlink()
+    _fifo(log)
+    mgr = _unlocked(home)
+    with pytest.raises(AuditLogError, match=r"cannot write the audit log .*refused"):
+        _call_guarded(log, mgr.audit_log.ensure_writable)
+    with pytest.raises(AuditLogError, match=r"cannot write the audit log .*refused"):
+        _call_guarded(log, lambda: mgr.get_key("jwt_signing"))
+
+
+def test_append_refuses_a_fifo_log_with_a_clear_message(home: Path) -> None:
+    from ekm.errors import AuditLogError
+
+    log = home / "audit.log"
+    log.unlink()
+    _fifo(log)
+    reader = os.open(log, os.O_RDONLY | os.O_NONBLOCK)  # a reader draining the "log"
+    try:
+        mgr = _unlocked(home)
+        with pytest.raises(AuditLogError) as err:
+            mgr.audit_log.ensure_writable()
+        assert err.value.message == (
+            f"{log} is not a regular file; the operation was refused (move it aside and "
+            "restore the audit log, then retry)"
+        )
+        with pytest.raises(AuditLogError, match="is not a regular file"):
+            mgr.audit_log.append("review.test")
+        assert os.read(reader, 4096) == b""  # nothing reached the pipe
+    finally:
+        os.close(reader)
