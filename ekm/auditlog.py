@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -331,8 +331,15 @@ class AuditLog:
                         if isinstance(rec, dict):
                             yield rec
 
-    def verify(self) -> VerifyResult:
-        """Walk the whole chain; name the first bad record. MACs are checked when keyed."""
+    def verify(self, on_record: Callable[[dict[str, Any]], None] | None = None) -> VerifyResult:
+        """Walk the whole chain; name the first bad record. MACs are checked when keyed.
+
+        Each line is parsed once. ``on_record`` (optional) sees every record that passed the
+        chain and MAC checks, in order, so a caller that needs some records (the audit's
+        backup proofs) gets them from this one pass instead of reading the log again. It
+        also sees records before a break: a caller must trust them only when the result is
+        ``ok`` (a later bad record means the chain as a whole proves nothing).
+        """
         res = VerifyResult(ok=True, keyed=self.mac_key is not None)
         prev, expected_seq, unkeyed = GENESIS, 1, 0
         files = self.files()
@@ -350,14 +357,14 @@ class AuditLog:
                 return res
             with fh:
                 for lineno, line in enumerate(_lines(fh), 1):
-                    where = f"{path.name} line {lineno}"
-                    problem = self._check_line(line, prev, expected_seq)
-                    if problem:
+                    rec, problem = self._check_line(line, prev, expected_seq)
+                    if rec is None:
                         res.ok = False
-                        res.first_bad = f"{where}: {problem}"
+                        res.first_bad = f"{path.name} line {lineno}: {problem}"
                         return res
-                    rec = json.loads(line)
                     unkeyed = unkeyed + 1 if rec.get("mac") is None else 0
+                    if on_record is not None:
+                        on_record(rec)
                     prev = _line_hash(line)
                     expected_seq += 1
                     res.records += 1
@@ -368,32 +375,40 @@ class AuditLog:
             res.first_bad = problem
         return res
 
-    def _check_line(self, line: bytes, prev: str, expected_seq: int) -> str | None:
+    def _check_line(
+        self, line: bytes, prev: str, expected_seq: int
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """Parse and check one line: ``(record, None)`` or ``(None, problem)``.
+
+        The parsed record is returned (``mac`` field included) so the caller never parses
+        the line a second time.
+        """
         if len(line) > MAX_LINE:
-            return f"record longer than {MAX_LINE} bytes (damaged or planted)"
+            return None, f"record longer than {MAX_LINE} bytes (damaged or planted)"
         if not line.endswith(b"\n"):
-            return "truncated record (no end of line)"
+            return None, "truncated record (no end of line)"
         try:
             rec = json.loads(line)
             if not isinstance(rec, dict):
                 raise ValueError
         except (ValueError, RecursionError):
-            return "not a JSON record"
+            return None, "not a JSON record"
         if rec.get("seq") != expected_seq:
-            return (
+            return None, (
                 f"sequence number {rec.get('seq')!r}, expected {expected_seq} "
                 "(deleted or reordered records)"
             )
         if rec.get("prev") != prev:
-            return (
+            return None, (
                 f"seq {expected_seq}: hash chain broken (a previous record was changed or removed)"
             )
-        mac = rec.pop("mac", None)
+        mac = rec.get("mac")
         if mac is not None and self.mac_key is not None:
-            want = hmac.new(self.mac_key, _canonical(rec), hashlib.sha256).hexdigest()
+            body = {k: v for k, v in rec.items() if k != "mac"}
+            want = hmac.new(self.mac_key, _canonical(body), hashlib.sha256).hexdigest()
             if not isinstance(mac, str) or not hmac.compare_digest(mac, want):
-                return f"seq {expected_seq}: MAC mismatch (record edited or forged)"
-        return None
+                return None, f"seq {expected_seq}: MAC mismatch (record edited or forged)"
+        return rec, None
 
     def _check_head(self, last_seq: int, last_hash: str, *, last_keyed: bool = True) -> str | None:
         try:

@@ -43,10 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
 SOURCE_NAMES = {"file": "key-file"}
 MAX_WALK = 20_000  # entries under the home inspected for permissions (a hostile home is bounded)
 MAX_BACKUP_READ = 64 * 1024 * 1024  # bigger local bundles are judged by the audit log alone
-#: How a ``backup.create`` record reads in the log: ekm writes canonical JSON (sorted keys, no
-#: spaces, ASCII), so a line without these bytes cannot be one. A line spelt otherwise was not
-#: written by ekm; skipping it can only leave a bundle unproven, never prove one.
-BACKUP_OP = b'"op":"backup.create"'
 FINGERPRINT_LABEL = "compliance-fingerprint"
 
 
@@ -142,6 +138,8 @@ class _Collector:
         self.home = Path(mgr.home)
         self.out = Collected(Inventory(home=str(self.home), as_of=now))
         self.root = getattr(mgr, "_root", None)
+        #: (time, keys) of the backup.create records of a log whose chain verified
+        self.logged: set[tuple[str, Any]] = set()
 
     def problem(self, rule: Any, key: str | None, text: str) -> None:
         self.out.problems.append(Problem(rule, key, text))
@@ -246,7 +244,7 @@ class _Collector:
         except OSError as exc:
             self.problem(integrity.BACKUP_RULE, None, f"{directory}: {exc.strerror}")
             return {}
-        logged = self.logged_backups(log) if entries and log is not None else set()
+        logged = self.logged if log is not None else set()
         newest: dict[str, datetime] = {}
         unproven = 0
         for path in entries:
@@ -293,24 +291,6 @@ class _Collector:
         name = kdf.get("name") if isinstance(kdf, dict) else None
         return source, name if isinstance(name, str) else None
 
-    def logged_backups(self, log: AuditLog) -> set[tuple[str, Any]]:
-        """``(time, keys)`` of every successful ``backup.create`` record, read as a stream.
-
-        Only those two fields are kept: a 100,000-record log is never held in memory.
-        """
-        logged: set[tuple[str, Any]] = set()
-        try:
-            for path in log.files():
-                with open(path, "rb") as fh:
-                    for line in fh:
-                        if BACKUP_OP in line and (got := _backup_record(line)) is not None:
-                            logged.add(got)
-        except OSError as exc:
-            self.out.warnings.append(
-                f"audit log unreadable ({exc.strerror}); backups not proven by it"
-            )
-        return logged
-
     def audit_log(self) -> tuple[bool | None, bool | None, AuditLog | None]:
         """(present, chain ok, the log when its chain verified); ok only when MACs were checked.
 
@@ -323,7 +303,8 @@ class _Collector:
             if not log.files():
                 self.out.log_verify = log.verify()  # says "missing"; reads nothing
                 return False, None, None
-            res = log.verify()
+            seen: set[tuple[str, Any]] = set()
+            res = log.verify(on_record=lambda r: _note_backup(r, seen))
         except (EkmError, OSError) as exc:
             text = exc.message if isinstance(exc, EkmError) else str(exc.strerror)
             self.out.warnings.append(f"audit log unreadable ({text})")
@@ -332,7 +313,8 @@ class _Collector:
         self.out.log_verify = res
         if not res.ok:
             self.out.warnings.append(f"audit log chain broken: {res.first_bad}")
-            return True, False, None
+            return True, False, None  # records before the break prove nothing either
+        self.logged = seen
         if not res.keyed:
             return True, None, log
         if res.unkeyed_tail:
@@ -386,19 +368,17 @@ class _Collector:
         return self.out
 
 
-def _backup_record(line: bytes) -> tuple[str, Any] | None:
-    """``(time, keys)`` of one successful ``backup.create`` log line, else None."""
-    import json
+def _note_backup(r: dict[str, Any], logged: set[tuple[str, Any]]) -> None:
+    """Add ``(time, keys)`` of a successful ``backup.create`` record to ``logged``.
 
-    try:
-        r = json.loads(line)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(r, dict) or r.get("op") != "backup.create":
-        return None
-    if r.get("result", "ok") != "ok":
-        return None
-    return str(r.get("time")), r.get("keys")
+    Called for each record of the one verifying pass over the log (``AuditLog.verify``), so
+    the proofs come from exactly the bytes whose chain was checked, and only two fields of
+    a 100,000-record log are kept.
+    """
+    if r.get("op") != "backup.create" or r.get("result", "ok") != "ok":
+        return
+    keys = r.get("keys")
+    logged.add((str(r.get("time")), keys if type(keys) is int else None))
 
 
 def _under(path: Path, home: Path) -> bool:

@@ -73,3 +73,21 @@ def test_python_api(home):
     result = mgr.audit(compliance="nist-800-57", as_of=datetime(2031, 1, 1, tzinfo=timezone.utc))
     assert result.keys_evaluated == 7 and result.rule_sets[0].id == "ekm-integrity"
     assert mgr.verify_audit_log().ok
+
+
+def test_verify_hands_each_verified_record_once_in_order(unlocked, home):
+    """The one pass serves callers that need records (backup proofs): same records, once."""
+    lines = (home / "audit.log").read_bytes().splitlines()
+    seen: list[dict] = []
+    res = unlocked.audit_log.verify(on_record=seen.append)
+    assert res.ok and res.records == len(lines) == len(seen)
+    assert seen == [json.loads(x) for x in lines]  # mac field included, nothing re-serialised
+    assert [r["seq"] for r in seen] == list(range(1, len(lines) + 1))
+
+
+def test_verify_stops_handing_records_at_the_first_bad_one(unlocked, home):
+    _edit_line(home / "audit.log", 3, actor="someone-else")
+    seen: list[dict] = []
+    res = unlocked.audit_log.verify(on_record=seen.append)
+    assert not res.ok and res.first_bad.startswith("audit.log line 3: seq 3: MAC mismatch")
+    assert [r["seq"] for r in seen] == [1, 2]  # the forged record never reaches the caller
