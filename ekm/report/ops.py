@@ -21,10 +21,13 @@ from ekm.errors import EkmError, InvalidError, UsageError
 from ekm.timeutil import iso, utcnow
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ekm.report.baseline import Baseline
     from ekm.report.model import ReportData
 
 BASELINE_NAME = "last-report.json"
-MAX_BASELINE_BYTES = 64 * 1024 * 1024  # 10,000 keys and their findings fit easily
+#: A slim baseline of 10,000 keys and 70,000 findings is about 2 MB; the bound is kept at the
+#: old whole-report size so a baseline written by an earlier ekm is still read (once).
+MAX_BASELINE_BYTES = 64 * 1024 * 1024
 
 
 class ReportOps:
@@ -46,17 +49,20 @@ class ReportOps:
         """Where the last report's data is kept (the "since" of the next one)."""
         return self.layout.state_dir / BASELINE_NAME
 
-    def last_report(self) -> ReportData | None:
-        """The stored baseline, or None; a damaged or hostile file is an InvalidError (exit 3)."""
+    def last_report(self) -> Baseline | None:
+        """The stored baseline, or None; a damaged or hostile file is an InvalidError (exit 3).
+
+        A whole report stored by an earlier ekm is accepted (read with the report parser's
+        strictness); the next save replaces it with the slim form.
+        """
         from ekm.fsutil import read_private
-        from ekm.report.model import ReportData
+        from ekm.report.baseline import parse_baseline
 
         path = self.report_baseline_path
         if not path.exists():
             return None
         try:
-            doc = json.loads(read_private(path, limit=MAX_BASELINE_BYTES))
-            return ReportData.from_dict(doc)
+            return parse_baseline(json.loads(read_private(path, limit=MAX_BASELINE_BYTES)))
         except (ValueError, RecursionError):
             problem = "is not JSON"
         except InvalidError as exc:
@@ -165,7 +171,8 @@ class ReportOps:
 
     def _save_baseline(self, data: ReportData) -> None:
         from ekm.fsutil import atomic_write, ensure_private_dir
+        from ekm.report.baseline import Baseline
 
         ensure_private_dir(self.layout.state_dir)
-        doc = json.dumps(data.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        doc = json.dumps(Baseline.from_report(data).to_dict(), separators=(",", ":"))
         atomic_write(self.report_baseline_path, doc.encode())

@@ -78,10 +78,10 @@ def test_damaged_baseline_is_refused_naming_the_file(run: Any, varied: Varied) -
     _json(run)
     base = _baseline(varied.path)
     doc = json.loads(base.read_text())
-    doc["keys"][0]["versions"] = "many"
+    doc["keys"]["hmac"] = [1, "many"]
     base.write_text(json.dumps(doc))
     run("report").expect_error(
-        3, str(base), "keys[0].versions must be a non-negative integer", "remove the file"
+        3, str(base), "keys['hmac'] must be a non-negative integer", "remove the file"
     )
     base.write_text("{not json")
     run("report").expect_error(3, str(base), "is not JSON")
@@ -93,7 +93,7 @@ def test_baseline_with_smuggled_material_never_reaches_a_report(run: Any, varied
     _json(run)
     base = _baseline(varied.path)
     doc = json.loads(base.read_text())
-    doc["keys"][0]["material"] = "SMUGGLED-" + "ab" * 32
+    doc["rules"][0]["material"] = "SMUGGLED-" + "ab" * 32
     doc["secret"] = "SMUGGLED-TOP"
     base.write_text(json.dumps(doc))
     for fmt in ("json", "markdown", "html"):
