@@ -103,6 +103,9 @@ def one_format(home: Path, fmt: str, save: bool) -> None:
         f"{len(out) / 1e6:6.2f} MB, peak RSS {_peak():4.0f} MiB  ({tot.keys} keys, "
         f"{tot.findings} findings, {tot.alerts} alerts, log {data.audit_log.records} records)"
     )
+    if save:  # the slim baseline the next report reads (issue 12: was the whole 31 MB report)
+        size = mgr.report_baseline_path.stat().st_size
+        print(f"{'':8s} baseline {size / 1e6:.2f} MB ({mgr.report_baseline_path.name})")
 
 
 def through_manager(args: argparse.Namespace) -> None:
