@@ -30,6 +30,8 @@ MAX_CONFIG_BYTES = 1024 * 1024
 MASTER_KEY_SOURCES = ("file", "passphrase", "pkcs11", "vault-transit")
 BACKENDS = ("file", "pkcs11", "vault")
 SEVERITIES = ("low", "medium", "high", "critical")
+#: Argon2id memory (KiB) x passes may not go below 19 MiB x 2 (OWASP's minimum pairs).
+ARGON2_MIN_WORK = 19456 * 2
 
 
 # --------------------------------------------------------------------------------------
@@ -525,6 +527,13 @@ def validate(raw: dict[str, Any], path: Path | None) -> Config:
     for section, options in SCHEMA.items():
         given = _check_table(where, section, raw.get(section, {}), options)
         sections[section] = {k: given.get(k, o.default) for k, o in options.items()}
+    mk = sections["master_key"]
+    if mk["argon2_memory_kib"] * mk["argon2_iterations"] < ARGON2_MIN_WORK:
+        raise ConfigError(
+            f"{where}: master_key.argon2_memory_kib x argon2_iterations = "
+            f"{mk['argon2_memory_kib']} x {mk['argon2_iterations']} is below the floor of "
+            f"{ARGON2_MIN_WORK} (RFC 9106 / OWASP: 19 MiB with 2 passes, or 46 MiB with 1)"
+        )
     sw = sections["rotation"]["soft_delete_window"]
     if parse_duration(sw).total_seconds() and not (
         7 * 86400 <= parse_duration(sw).total_seconds() <= 30 * 86400

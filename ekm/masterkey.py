@@ -130,6 +130,13 @@ def create(home: Path, opts: MasterKeyOptions) -> RootKey:
             raise InvalidError("the passphrase must have at least 12 characters")
         salt = os.urandom(16)
         memory, iterations, lanes = opts.argon2
+        from ekm.config import ARGON2_MIN_WORK
+
+        if memory * iterations < ARGON2_MIN_WORK:
+            raise InvalidError(
+                f"Argon2id {memory} KiB x {iterations} passes is below the floor of "
+                f"{ARGON2_MIN_WORK} (RFC 9106 / OWASP minimums)"
+            )
         kek = _argon2_kek(passphrase, salt, memory, iterations, lanes)
         meta["kdf"] = {
             "name": "argon2id",

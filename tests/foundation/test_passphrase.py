@@ -22,7 +22,7 @@ FAST_CONFIG = """\
 [master_key]
 source = "passphrase"
 argon2_memory_kib = 19456
-argon2_iterations = 1
+argon2_iterations = 2
 argon2_parallelism = 1
 
 [keys.db]
@@ -70,7 +70,7 @@ def test_deploy_records_argon2id_and_stores_no_passphrase(pass_template):
     meta = json.loads((pass_template / "master.json").read_text())
     assert meta["source"] == "passphrase"
     assert meta["kdf"]["name"] == "argon2id"
-    assert (meta["kdf"]["memory_kib"], meta["kdf"]["iterations"]) == (19456, 1)
+    assert (meta["kdf"]["memory_kib"], meta["kdf"]["iterations"]) == (19456, 2)
     assert not (pass_template / "master.key").exists()
     for path in pass_template.rglob("*"):
         if path.is_file():

@@ -39,7 +39,7 @@ PASS_CONFIG = """\
 [master_key]
 source = "passphrase"
 argon2_memory_kib = 19456
-argon2_iterations = 1
+argon2_iterations = 2
 argon2_parallelism = 1
 
 [monitor]

@@ -76,7 +76,7 @@ def prepare_home(home: Path) -> None:
     # Cheap Argon2 for backup bundles: the harness measures crash safety, not KDF cost.
     text = cfg.read_text().replace(
         'source = "file"\n',
-        'source = "file"\nargon2_memory_kib = 19456\nargon2_iterations = 1\n'
+        'source = "file"\nargon2_memory_kib = 19456\nargon2_iterations = 2\n'
         "argon2_parallelism = 1\n",
         1,
     )

@@ -35,7 +35,7 @@ FAST_CONFIG = (
 FAST_KEYS = sorted([n for n in DEFAULT_KEY_SET if n != "rsa"] + ["offline"])
 
 #: Cheapest Argon2id that ekm.toml accepts (tests only; RFC 9106 values in production).
-FAST_ARGON2 = "argon2_memory_kib = 19456\nargon2_iterations = 1\nargon2_parallelism = 1\n"
+FAST_ARGON2 = "argon2_memory_kib = 19456\nargon2_iterations = 2\nargon2_parallelism = 1\n"
 
 
 def make_home(path: Path, config: str) -> Path:

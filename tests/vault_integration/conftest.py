@@ -86,7 +86,7 @@ def write_config(home: Path, vault_table: str, *, source: str = "vault-transit")
     path = home / "ekm.toml"
     text = (
         f'[storage]\nbackend = "vault"\n\n[master_key]\nsource = "{source}"\n'
-        "argon2_memory_kib = 19456\nargon2_iterations = 1\nargon2_parallelism = 1\n\n"
+        "argon2_memory_kib = 19456\nargon2_iterations = 2\nargon2_parallelism = 1\n\n"
         f"[vault]\n{vault_table}\n{KEYS_TOML}"
     )
     path.write_text(text)
