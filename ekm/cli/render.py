@@ -14,8 +14,11 @@ from typing import Any
 
 
 def emit_json(doc: Any) -> None:
-    """Write one JSON document to stdout."""
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
+    """Write one JSON document to stdout (objects indented, list items one line each)."""
+    from ekm.jsonout import dumps
+
+    data = dumps(json.loads(json.dumps(doc, default=str)))
+    sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
     sys.stdout.flush()
 
 

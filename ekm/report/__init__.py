@@ -34,7 +34,7 @@ def render(data: ReportData, fmt: str) -> bytes:
 
         return render_pdf(data)
     if fmt == "json":
-        from ekm.report.jsonout import dumps
+        from ekm.jsonout import dumps
 
         return dumps(data.validate().to_dict())
     raise UsageError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")

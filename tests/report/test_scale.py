@@ -159,7 +159,7 @@ def test_json_keeps_every_finding_and_alert_one_per_line(big: ReportData) -> Non
 
 
 def test_json_layout_of_empty_and_nested_values() -> None:
-    from ekm.report.jsonout import dumps
+    from ekm.jsonout import dumps
 
     doc = {"a": [], "b": {}, "c": {"d": [1, {"e": "ü"}]}, "f": None}
     out = dumps(doc)

@@ -92,17 +92,17 @@ def _verify_log(obj: Any) -> None:
 
 def _render(result: Any, fmt: str, verbose: bool, home: str) -> str | None:
     """The report text for ``fmt`` (None: the table, printed directly)."""
-    import json
 
     from ekm.compliance import formats
+    from ekm.jsonout import dumps
 
-    if fmt == "json":
-        return json.dumps(formats.to_json(result, verbose=verbose), indent=2) + "\n"
+    if fmt == "json":  # one finding per line through the C encoder (10,000 keys: fast)
+        return dumps(formats.to_json(result, verbose=verbose)).decode()
     if fmt == "sarif":
         from ekm import __version__
 
         doc = formats.to_sarif(result, home=home, tool_version=__version__)
-        return json.dumps(doc, indent=2) + "\n"
+        return dumps(doc).decode()
     if fmt == "junit":
         return formats.to_junit(result) + "\n"
     if fmt == "markdown":
