@@ -404,9 +404,15 @@ class AuditLog:
             )
         mac = rec.get("mac")
         if mac is not None and self.mac_key is not None:
-            body = {k: v for k, v in rec.items() if k != "mac"}
-            want = hmac.new(self.mac_key, _canonical(body), hashlib.sha256).hexdigest()
-            if not isinstance(mac, str) or not hmac.compare_digest(mac, want):
+            if not isinstance(mac, str) or len(mac) != 64:
+                return None, f"seq {expected_seq}: MAC mismatch (record edited or forged)"
+            # The line is canonical JSON (sorted keys, no spaces) and "mac" is never its last
+            # key, so the MAC'd body is the line without its `"mac":"...",` member: no
+            # re-encoding. A line that is not canonical simply fails the comparison.
+            member = b'"mac":"' + mac.encode("ascii", "replace") + b'",'
+            body = line.rstrip(b"\n").replace(member, b"", 1)
+            want = hmac.digest(self.mac_key, body, "sha256").hex()
+            if not hmac.compare_digest(mac, want):
                 return None, f"seq {expected_seq}: MAC mismatch (record edited or forged)"
         return rec, None
 

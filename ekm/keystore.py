@@ -174,7 +174,7 @@ class Keystore:
         if self._wrap_key is None:
             raise IntegrityError("the master key is locked; cannot read key material")
         doc, _ = self._doc(name)
-        key = Key.from_dict(doc["meta"])
+        key = self.load_shared(name)  # read-only
         kv = key.version(version)
         blob = doc["material"].get(str(version))
         if blob is None:

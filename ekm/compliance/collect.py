@@ -165,7 +165,7 @@ class _Collector:
         records = []
         for name in names:
             try:
-                key = ks.load(name)
+                key = ks.load_shared(name)  # read-only here; parsed once
                 records.append(self.key_record(ks, key, fp_key))
             except EkmError as exc:
                 self.problem(integrity.STORE_RULE, name, exc.message)
