@@ -673,23 +673,30 @@ class RotationOps:
                 raise UsageError(f"a {key_type.value} key cannot be a recipient")
             return key_type.value, raw, rid
         self.unlock()
-        key = self.keystore.load(recipient)
+        key = self.keystore.load_shared(recipient)  # read-only
+        cache = self.__dict__.setdefault("_recipient_cache", {})
+        hit = cache.get(recipient)
+        if hit is not None and hit[0] is key:  # same document: same primary, same public key
+            return hit[1]
         if spec(key.type).family not in ("ecdh", "ml-kem", "hybrid-kem"):
             raise UsageError(
                 f"key {recipient!r} ({key.type.value}) cannot be a recipient; use an "
                 "x25519, ml-kem-768/1024 or x25519-ml-kem-768 key"
             )
         kv = key.version()
+        key_type = key.type_of(kv)
         from ekm.crypto import pq
 
         material = self.keystore.material(recipient, kv.version)
-        if key.type is KeyType.X25519:
+        if key_type is KeyType.X25519:
             from cryptography.hazmat.primitives import serialization as ser
 
             pub = ser.load_der_private_key(material, None).public_key().public_bytes_raw()
         else:
-            pub = pq.public_bytes(key.type, material)
-        return key.type.value, pub, f"{recipient}:v{kv.version}"
+            pub = pq.public_bytes(key_type, material)
+        result = (key_type.value, pub, f"{recipient}:v{kv.version}")
+        cache[recipient] = (key, result)
+        return result
 
     def recipient_string(self, name: str) -> str:
         """The ``ekm-recipient:TYPE:ID:BASE64URL`` text that others seal backups to."""
