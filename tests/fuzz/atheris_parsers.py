@@ -9,9 +9,7 @@
 TARGET is a name from tests/fuzz/targets.py (config_toml, keystore_document, master_json,
 backup_bundle, audit_log, envelope_record, stream_ciphertext, compliance_rules, api_key, jwt).
 Any exception other than EkmError is a crash (libFuzzer saves the input); ``-timeout`` catches
-hangs and ``-rss_limit_mb`` memory growth. Known: deeply nested JSON/TOML raises
-RecursionError in six parsers (tests/fuzz/test_parsers.py, strict xfails); pass
-``-ignore_crashes=1`` or fix them first to look further.
+hangs and ``-rss_limit_mb`` memory growth.
 """
 
 from __future__ import annotations
