@@ -431,6 +431,7 @@ class RotationOps:
         """Undo a soft delete inside its recovery window (the version becomes ``disabled``)."""
         now = now or utcnow()
         self.unlock()
+        self.audit_log.ensure_writable()  # fail closed: no unlogged return of a version
         store = self.keystore
         with store.store.lock():
             store.forget()
@@ -457,6 +458,7 @@ class RotationOps:
         """Re-enable a ``disabled`` version for decrypt/verify (it becomes ``active``)."""
         now = now or utcnow()
         self.unlock()
+        self.audit_log.ensure_writable()  # fail closed: no unlogged re-enabling
         store = self.keystore
         with store.store.lock():
             store.forget()
@@ -503,8 +505,14 @@ class RotationOps:
         return purged
 
     def purge_destroyed(self, *, now: datetime | None = None) -> list[tuple[str, int]]:
+        """Shred every soft-deleted version whose recovery window has ended (``keys purge``).
+
+        Refused up front when the audit log cannot take the records: shredding is
+        irreversible, so it must never happen unlogged.
+        """
         now = now or utcnow()
         self.unlock()
+        self.audit_log.ensure_writable()
         with self.keystore.store.lock():
             self.keystore.forget()
             return self._purge_expired(now)
