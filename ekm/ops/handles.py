@@ -103,12 +103,17 @@ class HandleOps:
     def _persist_usage(self, name: str, version: int, delta: int) -> int:
         """Add ``delta`` to the stored usage count under the keystore lock; the new count."""
         store = self.keystore
-        with self._ops().persist_lock, store.store.lock():
-            key = store.load(name, refresh=True)
+
+        def add(key: Any) -> None:
             kv = key.version(version)
             kv.usage_count = max(0, kv.usage_count + delta)
-            store.save(key)
-            return kv.usage_count
+
+        # The local lock serialises this host's processes; on a shared (Vault) store
+        # another host may still write the key in between, so mutate re-reads and re-adds
+        # after a check-and-set conflict instead of failing the encryption.
+        with self._ops().persist_lock, store.store.lock():
+            store.load(name, refresh=True)  # what other processes wrote before our lock
+            return store.mutate(name, add).version(version).usage_count
 
     def _usage_warn(self, name: str, version: int, count: int, limit: int) -> None:
         text = (

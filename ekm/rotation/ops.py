@@ -385,9 +385,9 @@ class RotationOps:
         self.unlock()
         self.audit_log.ensure_writable()
         store = self.keystore
-        with store.store.lock():
-            store.forget()
-            key = store.load(name)
+        shredded: set[int] = set()
+
+        def change(key: Key) -> dict[str, Any]:
             kv = key.version(version)
             if kv.state is KeyState.PRIMARY:
                 raise StateError(
@@ -402,14 +402,19 @@ class RotationOps:
                 )
             kv.state = KeyState.DESTROYED
             kv.retired = kv.retired or now
-            drop: set[int] = set()
             if delta:
                 kv.destroy_after = now + delta
-            else:
-                kv.destroy_after = None
-                drop.add(version)
+                return {}
+            kv.destroy_after = None
+            if version not in shredded:  # once, even if a CAS conflict re-runs this
                 self._destroy_backend_object(key, kv)
-            store.save(key, drop_material=drop)
+                shredded.add(version)
+            return {"drop_material": {version}}
+
+        with store.store.lock():
+            store.forget()
+            # mutate: on a shared (Vault) store another host may write the key meanwhile
+            kv = store.mutate(name, change).version(version)
             self.audit_log.append(
                 "key.destroy",
                 key=name,
@@ -433,9 +438,8 @@ class RotationOps:
         self.unlock()
         self.audit_log.ensure_writable()  # fail closed: no unlogged return of a version
         store = self.keystore
-        with store.store.lock():
-            store.forget()
-            key = store.load(name)
+
+        def change(key: Key) -> None:
             kv = key.version(version)
             if kv.state is not KeyState.DESTROYED or kv.destroy_after is None:
                 raise StateError(
@@ -448,7 +452,10 @@ class RotationOps:
                     f"{iso(kv.destroy_after)}; the material is gone"
                 )
             kv.state, kv.destroy_after = KeyState.DISABLED, None
-            store.save(key)
+
+        with store.store.lock():
+            store.forget()
+            store.mutate(name, change)  # re-decides on fresh state after a CAS conflict
             self.audit_log.append("key.recover", key=name, version=version, now=now)
         return {"name": name, "version": version, "state": "disabled"}
 
@@ -460,9 +467,8 @@ class RotationOps:
         self.unlock()
         self.audit_log.ensure_writable()  # fail closed: no unlogged re-enabling
         store = self.keystore
-        with store.store.lock():
-            store.forget()
-            key = store.load(name)
+
+        def change(key: Key) -> None:
             kv = key.version(version)
             if kv.state is not KeyState.DISABLED:
                 raise StateError(
@@ -470,7 +476,10 @@ class RotationOps:
                 )
             kv.state, kv.retired = KeyState.ACTIVE, None
             key.min_decryption_version = min(key.min_decryption_version, version)
-            store.save(key)
+
+        with store.store.lock():
+            store.forget()
+            store.mutate(name, change)  # re-decides on fresh state after a CAS conflict
             self.audit_log.append("key.enable", key=name, version=version, now=now)
         return {"name": name, "version": version, "state": "active"}
 
