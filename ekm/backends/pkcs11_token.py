@@ -75,8 +75,19 @@ TYPE_MECHANISMS: Mapping[KeyType, tuple[str, ...]] = {
 }
 
 _SETTINGS_KEYS = frozenset(
-    {"library_path", "token_label", "slot_id", "pin_env", "pin_file", "pin", "key_label_prefix"}
+    {
+        "library_path",
+        "token_label",
+        "slot_id",
+        "pin_env",
+        "pin_file",
+        "pin",
+        "key_label_prefix",
+        "fips_validation",
+    }
 )
+#: What an operator may declare about the module's certificate (audits cannot look it up).
+FIPS_VALIDATIONS = ("fips-140-3", "fips-140-2", "none")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PIN_FILE_LIMIT = 256
@@ -113,6 +124,7 @@ class HsmSettings:
     pin_file: str | None = None
     pin: str | None = field(default=None, repr=False)
     key_label_prefix: str = "ekm"
+    fips_validation: str | None = None
     source: str = "ekm.toml"
     env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False, compare=False)
 
@@ -180,8 +192,16 @@ class HsmSettings:
             raise ConfigError(
                 f"[hsm] key_label_prefix in {source} must be 1-32 letters, digits, '.', '_' or '-'"
             )
+        fips = d.get("fips_validation")
+        if fips is not None and fips not in FIPS_VALIDATIONS:
+            raise ConfigError(
+                f"[hsm] fips_validation in {source} must be one of: "
+                + ", ".join(FIPS_VALIDATIONS)
+                + " (what the module's certificate says; audits take it as declared)"
+            )
         return cls(
             library_path=library_path,
+            fips_validation=fips,
             token_label=token_label,
             slot_id=slot_id,
             pin_env=pin_env,

@@ -125,6 +125,17 @@ def fips_module_status() -> dict[str, str]:
     return {} if fips else {"file": "none"}
 
 
+def declared_validation(config: Any) -> dict[str, str]:
+    """The HSM module's certificate as the operator declared it (``[hsm] fips_validation``).
+
+    An audit cannot look a module's certificate up; declaring it makes the module rule
+    evaluable (pass or fail) instead of "not evaluated". The declaration is the operator's.
+    """
+    hsm = getattr(config, "hsm", None)
+    value = hsm.get("fips_validation") if isinstance(hsm, Mapping) else None
+    return {"pkcs11": value} if isinstance(value, str) else {}
+
+
 def _pin_in_config(hsm: Any) -> bool:
     return isinstance(hsm, Mapping) and hsm.get("pin") is not None
 
@@ -360,7 +371,7 @@ class _Collector:
                 audit_log_present=present,
                 audit_chain_ok=chain_ok,
                 hsm_pin_in_config=_pin_in_config(mgr.config.hsm),
-                module_validation=fips_module_status(),
+                module_validation={**fips_module_status(), **declared_validation(mgr.config)},
             ),
             keystore_file=keystore_file,
             config_file=_rel(self.home, config_path),
