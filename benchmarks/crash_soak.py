@@ -8,8 +8,7 @@ crashkill.py). Kills are spread over every available operation of the harness ta
 (generate, rotate, staged prepare/activate, destroy, backup create/restore, encrypt), each at
 a random instant in [0, 1.2 T] of its clean run time T. Prints, per operation: kills, how many
 landed while it ran, the state found (before / after / mixed) and any violation of the
-storage contract. Exit 1 if any kill broke a home. Known bug: ``backup restore --force`` (see
-the fault-injection test); its violations are counted separately, not as a pass.
+storage contract. Exit 1 if any kill broke a home.
 """
 
 from __future__ import annotations

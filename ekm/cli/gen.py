@@ -484,7 +484,9 @@ def config_page() -> str:
     page.ss("[hsm]")
     page.para(
         "PKCS#11 token: library_path, token_label or slot_id, pin_env or pin_file (never the PIN "
-        "itself), key_label_prefix. See docs/hsm.md."
+        "itself), key_label_prefix, fips_validation (the module's certificate as declared by "
+        "the operator: fips-140-3, fips-140-2 or none; audits take it as declared). See "
+        "docs/hsm.md."
     )
     page.ss("[vault]")
     page.para(
