@@ -78,10 +78,22 @@ class ApiKeyOps:
         with self.keystore.store.lock():
             records = store.load()
             records.append(record)
-            store.save(records)
-        self.audit_log.append(
-            "apikey.create", key=key_name, version=kv.version, id=record["id"], now=now
-        )
+            # fail closed: the record first, then the key; a failed write is recorded too
+            self.audit_log.append(
+                "apikey.create", key=key_name, version=kv.version, id=record["id"], now=now
+            )
+            try:
+                store.save(records)
+            except EkmError as exc:
+                self.audit_log.append(
+                    "apikey.create",
+                    key=key_name,
+                    id=record["id"],
+                    result="error",
+                    error=type(exc).__name__,
+                    now=now,
+                )
+                raise
         return token, store.public(record)
 
     def generate_api_key(self, key: str | KeyRole = KeyRole.API_MASTER, **kwargs: Any) -> str:
@@ -135,10 +147,21 @@ class ApiKeyOps:
         with self.keystore.store.lock():
             records = store.load()
             record = store.find(records, key_id)
+            self.audit_log.append("apikey.revoke", key=record["key"], id=key_id, now=now)
             if not record["revoked"]:
                 record["revoked"] = iso(now)
-                store.save(records)
-        self.audit_log.append("apikey.revoke", key=record["key"], id=key_id, now=now)
+                try:
+                    store.save(records)
+                except EkmError as exc:
+                    self.audit_log.append(
+                        "apikey.revoke",
+                        key=record["key"],
+                        id=key_id,
+                        result="error",
+                        error=type(exc).__name__,
+                        now=now,
+                    )
+                    raise
         return store.public(record)
 
     def list_api_keys(self) -> list[dict[str, Any]]:

@@ -163,13 +163,20 @@ class RotationOps:
         """
 
         def record(entry: dict[str, Any], result: str, **extra: Any) -> dict[str, Any]:
-            return {"op": "rotate", "key": entry["name"], "version": entry["to_version"],
-                    "from_version": entry["from_version"], "type": entry["type"],
-                    "reason": entry["reason"], "result": result, "now": now, **extra}
+            return {
+                "op": "rotate",
+                "key": entry["name"],
+                "version": entry["to_version"],
+                "from_version": entry["from_version"],
+                "type": entry["type"],
+                "reason": entry["reason"],
+                "result": result,
+                "now": now,
+                **extra,
+            }
 
         def step(key: Key) -> dict[str, Any]:
-            new = staged.rotate(key, now, keep_versions=self._keep_versions(key),
-                                to_type=new_type)
+            new = staged.rotate(key, now, keep_versions=self._keep_versions(key), to_type=new_type)
             return {"add_material": self._make_material(key, new)}
 
         batched = self.keystore.store.kind == "file"
@@ -490,27 +497,56 @@ class RotationOps:
     def _purge_expired(self, now: datetime) -> list[tuple[str, int]]:
         """Shred material of soft-deleted versions whose recovery window has ended.
 
-        Called with the lock held by rotation runs and ``ekm keys purge``.
+        Called with the lock held by rotation runs and ``ekm keys purge``. Candidates are
+        found from the raw metadata (a rotation run over 100,000 keys must not build every Key);
+        the records are written first, then each key is changed through ``mutate`` (a Vault
+        conflict re-reads), then HSM objects are destroyed once the document no longer needs
+        them.
         """
-        purged = []
+        purged: list[tuple[str, int]] = []
         store = self.keystore
-        for key in store.load_all():
-            expired = [
+
+        def expired_of(key: Key) -> list[Any]:
+            return [
                 v
                 for v in key.versions
                 if v.state is KeyState.DESTROYED
                 and v.destroy_after is not None
                 and v.destroy_after <= now
             ]
+
+        for name, meta in store.iter_meta():
+            if not any(
+                isinstance(v, dict) and v.get("destroy_after") for v in meta.get("versions") or []
+            ):
+                continue
+            expired = expired_of(store.load(name))
             if not expired:
                 continue
-            for v in expired:
-                v.destroy_after = None
+            self.audit_log.append_many(
+                [
+                    {
+                        "op": "key.purge",
+                        "key": name,
+                        "version": v.version,
+                        "result": "ok",
+                        "now": now,
+                    }
+                    for v in expired
+                ]
+            )
+            gone: list[Any] = []
+
+            def change(key: Key, gone: list[Any] = gone) -> dict[str, Any]:
+                gone[:] = expired_of(key)
+                for v in gone:
+                    v.destroy_after = None
+                return {"drop_material": {v.version for v in gone}}
+
+            key = store.mutate(name, change)
+            for v in gone:
                 self._destroy_backend_object(key, v)
-            store.save(key, drop_material={v.version for v in expired})
-            for v in expired:
-                self.audit_log.append("key.purge", key=key.name, version=v.version, now=now)
-                purged.append((key.name, v.version))
+                purged.append((name, v.version))
         return purged
 
     def purge_destroyed(self, *, now: datetime | None = None) -> list[tuple[str, int]]:

@@ -200,6 +200,8 @@ DEEP_INPUTS = {
     "compliance_rules": b"a = " + DEEP,
     "jwt": _deep_jwt(),
 }
+
+
 @pytest.mark.parametrize("name", sorted(DEEP_INPUTS))
 def test_deeply_nested_input_is_refused_cleanly(name: str) -> None:
     run_one(name, DEEP_INPUTS[name])
