@@ -44,7 +44,7 @@ from ekm.ops import CryptoOps
 from ekm.ops.signing import SigningOps
 from ekm.report.ops import ReportOps
 from ekm.rotation.ops import RotationOps
-from ekm.timeutil import iso, parse_duration, utcnow
+from ekm.timeutil import instant, iso, parse_duration
 
 PassphraseProvider = Callable[[bool], str]
 
@@ -328,7 +328,7 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
         Returns ``{"home", "dry_run", "changed", "actions": [{"step", "status", "detail"}]}``
         where status is ``created``, ``exists``, ``fixed`` or ``would create``.
         """
-        now = now or utcnow()
+        now = instant(now)
         actions: list[dict[str, str]] = []
 
         def act(step: str, done: bool, detail: str, status: str = "created") -> None:
@@ -583,7 +583,7 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
         labels: Mapping[str, str],
         now: datetime | None,
     ) -> Key:
-        now = now or utcnow()
+        now = instant(now)
         if backend not in cfgmod.BACKENDS:
             raise UsageError(f"--backend {backend!r}: expected one of {', '.join(cfgmod.BACKENDS)}")
         if backend == "vault" and self.config.get("storage", "backend") != "vault":
@@ -715,7 +715,7 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
         """The CLI.md ``ekm status --json`` document (no master key needed)."""
         from ekm.rotation.schedule import next_rotation_meta
 
-        now = now or utcnow()
+        now = instant(now)
         keys = []
         # Built from the raw metadata (as `rotate --check`): status on 10,000 keys stays fast.
         for name, meta in self.keystore.iter_meta():

@@ -32,7 +32,7 @@ from ekm.errors import (
     StateError,
     UsageError,
 )
-from ekm.timeutil import utcnow
+from ekm.timeutil import instant, utcnow
 
 SHAREABLE_SOURCES = ("vault-transit", "passphrase")
 STORAGE_BACKENDS = ("file", "vault")
@@ -89,7 +89,7 @@ class VaultOps:
         fetched from Vault (join) or created and published (first host) before the rest of
         the deployment runs, so every key is generated under the shared root key.
         """
-        now = now or utcnow()
+        now = instant(now)
         configured = self.config.get("storage", "backend")
         if backend is not None:
             if backend not in STORAGE_BACKENDS:
@@ -217,7 +217,7 @@ class VaultOps:
         the way to Vault (a home on a ``file`` master key cannot share its keystore).
         Returns ``{"from", "to", "keys", "location", "master_key", "old_copy"}``.
         """
-        now = now or utcnow()
+        now = instant(now)
         current = self.config.get("storage", "backend")
         if to not in STORAGE_BACKENDS:
             raise UsageError(f"--to {to!r}: expected file or vault")

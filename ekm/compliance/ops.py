@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ekm.auditlog import VerifyResult
 from ekm.errors import EkmError, NotFoundError
-from ekm.timeutil import iso, utcnow
+from ekm.timeutil import instant, iso
 
 if TYPE_CHECKING:  # pragma: no cover
     from ekm.compliance.collect import Collected
@@ -68,7 +68,7 @@ class AuditOps:
         from ekm.compliance.collect import collect
 
         reason = self._try_unlock()
-        got = collect(self, now=now or utcnow())  # type: ignore[arg-type]
+        got = collect(self, now=instant(now))  # type: ignore[arg-type]
         if reason is not None:
             got.warnings.insert(0, LOCKED_WARNING.format(reason=reason.rstrip(".")))
         return got

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 from ekm.crypto.keytypes import SecurityLevel
 from ekm.errors import BackendError, UsageError
 from ekm.monitor.events import Event, check_payload_safe
-from ekm.timeutil import iso, utcnow
+from ekm.timeutil import instant, iso, utcnow
 
 log = logging.getLogger("ekm.monitor.notifiers")
 
@@ -420,7 +420,7 @@ class Dispatcher:
         """Enqueue this pass's new problems and resolved notices; return what was enqueued."""
         if self._closed:
             raise UsageError("this Dispatcher is closed; create a new one")
-        now = now or utcnow()
+        now = instant(now)
         current: dict[str, Event] = {}
         explicit_resolved: dict[str, Event] = {}
         for event in events:

@@ -21,7 +21,7 @@ from ekm.errors import EkmError
 from ekm.monitor import checks as chk
 from ekm.monitor.events import Event
 from ekm.monitor.metrics import KeyMetrics, MetricsSnapshot
-from ekm.timeutil import utcnow
+from ekm.timeutil import instant
 
 log = logging.getLogger("ekm.monitor")
 
@@ -77,7 +77,7 @@ class MonitorSession:
 
     def run(self, now: datetime | None = None) -> PassResult:
         """One pass over every check at ``now``; never raises for what a check finds."""
-        now = now or utcnow()
+        now = instant(now)
         started = time.monotonic()
         ctx = chk.CheckContext(manager=self.manager, now=now, state=self.state)
         events: list[Event] = []

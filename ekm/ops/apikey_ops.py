@@ -50,9 +50,9 @@ class ApiKeyOps:
     ) -> tuple[str, dict[str, Any]]:
         """``(token, record)``: the token is returned once and never stored or logged."""
         from ekm.crypto import apikey
-        from ekm.timeutil import iso, parse_duration, utcnow
+        from ekm.timeutil import instant, iso, parse_duration
 
-        now = now or utcnow()
+        now = instant(now)
         key_name = _name(key)
         if isinstance(expires, str):
             try:
@@ -103,9 +103,9 @@ class ApiKeyOps:
     def verify_api_key(self, token: str, *, now: datetime | None = None) -> dict[str, Any]:
         """The record of a valid token; IntegrityError (one message) otherwise. Audited."""
         from ekm.crypto import apikey
-        from ekm.timeutil import from_iso, utcnow
+        from ekm.timeutil import from_iso, instant
 
-        now = now or utcnow()
+        now = instant(now)
         store = self._apikey_store()
         records = store.load()
         reason, record = None, None
@@ -139,9 +139,9 @@ class ApiKeyOps:
 
     def revoke_api_key(self, key_id: str, *, now: datetime | None = None) -> dict[str, Any]:
         """Mark an API key revoked (kept for the record); NotFoundError for an unknown id."""
-        from ekm.timeutil import iso, utcnow
+        from ekm.timeutil import instant, iso
 
-        now = now or utcnow()
+        now = instant(now)
         store = self._apikey_store()
         self.audit_log.ensure_writable()
         with self.keystore.store.lock():

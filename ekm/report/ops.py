@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ekm.errors import EkmError, InvalidError, UsageError
-from ekm.timeutil import iso, utcnow
+from ekm.timeutil import instant, iso
 
 if TYPE_CHECKING:  # pragma: no cover
     from ekm.report.baseline import Baseline
@@ -95,7 +95,7 @@ class ReportOps:
         from ekm.report.changes import diff_reports
         from ekm.report.model import Changes, ReportData
 
-        now = (now or utcnow()).replace(microsecond=0)
+        now = (instant(now)).replace(microsecond=0)
         when = (as_of or now).replace(microsecond=0)
         if save is None:
             save = as_of is None

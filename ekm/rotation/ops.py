@@ -18,7 +18,7 @@ from ekm.errors import EkmError, InvalidError, NotFoundError, StateError, UsageE
 from ekm.model import Key
 from ekm.rotation import backup as bk
 from ekm.rotation import schedule, staged
-from ekm.timeutil import iso, parse_duration, utcnow
+from ekm.timeutil import instant, iso, parse_duration
 
 
 class RotationResult(list):
@@ -58,7 +58,7 @@ class RotationOps:
     # -- cron: what is due ------------------------------------------------------------------
     def rotation_check(self, *, now: datetime | None = None) -> schedule.CheckResult:
         """Due and upcoming keys from metadata alone (no master key, no passphrase)."""
-        return schedule.check_meta(self.keystore.iter_meta(), now or utcnow())
+        return schedule.check_meta(self.keystore.iter_meta(), instant(now))
 
     # -- one-step rotation --------------------------------------------------------------------
     def rotate(
@@ -76,7 +76,7 @@ class RotationOps:
         Returns one entry per key: ``{"name", "from_version", "to_version", "type",
         "reason", "backup"}``; with ``dry_run`` nothing is changed.
         """
-        now = now or utcnow()
+        now = instant(now)
         explicit = names not in (None, "all", ["all"])
         new_type = None
         if to_type is not None:
@@ -228,7 +228,7 @@ class RotationOps:
         fn: Callable[[Key, datetime], Any],
         now: datetime | None,
     ) -> RotationResult:
-        now = now or utcnow()
+        now = instant(now)
         selected = self._select(names)
         self.unlock()
         self.audit_log.ensure_writable()
@@ -292,7 +292,7 @@ class RotationOps:
     ) -> RotationResult:
         """Stage 2: the pending version becomes primary; the old primary stays ``active``."""
         selected = self._select(names)
-        now = now or utcnow()
+        now = instant(now)
         self.unlock()
         with self.keystore.store.lock():
             self.keystore.forget()
@@ -381,7 +381,7 @@ class RotationOps:
         With a recovery window (7-30 days) the material stays until the window ends, and
         :meth:`recover_version` can undo it. The primary can never be destroyed.
         """
-        now = now or utcnow()
+        now = instant(now)
         window = recovery_window or self.config.get("rotation", "soft_delete_window")
         try:
             delta = parse_duration(window)
@@ -441,7 +441,7 @@ class RotationOps:
         self, name: str, version: int, *, now: datetime | None = None
     ) -> dict[str, Any]:
         """Undo a soft delete inside its recovery window (the version becomes ``disabled``)."""
-        now = now or utcnow()
+        now = instant(now)
         self.unlock()
         self.audit_log.ensure_writable()  # fail closed: no unlogged return of a version
         store = self.keystore
@@ -470,7 +470,7 @@ class RotationOps:
         self, name: str, version: int, *, now: datetime | None = None
     ) -> dict[str, Any]:
         """Re-enable a ``disabled`` version for decrypt/verify (it becomes ``active``)."""
-        now = now or utcnow()
+        now = instant(now)
         self.unlock()
         self.audit_log.ensure_writable()  # fail closed: no unlogged re-enabling
         store = self.keystore
@@ -555,7 +555,7 @@ class RotationOps:
         Refused up front when the audit log cannot take the records: shredding is
         irreversible, so it must never happen unlogged.
         """
-        now = now or utcnow()
+        now = instant(now)
         self.unlock()
         self.audit_log.ensure_writable()
         with self.keystore.store.lock():
@@ -573,7 +573,7 @@ class RotationOps:
         ``keys`` limits it to named keys. Without ``plan``, the ``[[migration]]`` tables of
         ekm.toml are used.
         """
-        now = now or utcnow()
+        now = instant(now)
         plans = [plan] if plan is not None else list(self.config.raw.get("migration", []))
         out = []
         for p in plans:
@@ -675,7 +675,7 @@ class RotationOps:
         an ``ekm-recipient:...`` string exported from an air-gapped home. The audit record
         names the keys and the file, so `ekm audit` can credit the backup.
         """
-        now = now or utcnow()
+        now = instant(now)
         self.unlock()
         self.audit_log.ensure_writable()
         selected = self._select(names or "all")
@@ -821,7 +821,7 @@ class RotationOps:
 
         A key whose local copy has newer versions than the bundle is refused unless ``force``.
         """
-        now = now or utcnow()
+        now = instant(now)
         bundle = self._open_bundle(data, passphrase, identity)
         wanted = set(names or [])
         items = [i for i in bundle.keys if not wanted or i.key.name in wanted]
