@@ -81,3 +81,11 @@ class BackendError(EkmError):
 
 class BackendAuthError(IntegrityError):
     """A backend refused our credentials (wrong PIN, bad token): exit 4, never retried."""
+
+
+class EkmWarning(UserWarning):
+    """A risky but allowed setting (e.g. ``vault.verify = false``).
+
+    Raised with :func:`warnings.warn` from the core, which never prints; the CLI shows it as
+    one ``ekm: warning: ...`` line on stderr, an application sees a normal Python warning.
+    """

@@ -46,6 +46,8 @@ K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: 
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_CREDENTIAL_BYTES = 64 * 1024
+#: The largest Vault answer ekm parses (a key document with many versions is a few KiB).
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 _MOUNT_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.@:+=-]+$")
 _CIPHERTEXT_RE = re.compile(r"^vault:v[1-9][0-9]{0,8}:[A-Za-z0-9+/]+={0,2}$")
@@ -327,6 +329,8 @@ class VaultClient:
             from hvac.adapters import RawAdapter
 
             s = self.settings
+            if not s.verify:
+                _warn_unverified(s.endpoint)
             self._hvac = hvac.Client(
                 url=s.endpoint,
                 token="",  # never let hvac fall back to VAULT_TOKEN or ~/.vault-token
@@ -468,11 +472,21 @@ class VaultClient:
         return f"answered HTTP {status} (server error)"
 
     def _parse(self, resp: Any, op: str) -> dict[str, Any] | None:
+        """The JSON object of an answer; Vault's answers are hostile input like any file.
+
+        An oversized body or one nested deeper than the parser's recursion limit (which
+        raised RecursionError, an internal-error traceback) is a BackendError, one line.
+        """
         if not resp.content:
             return None
+        if len(resp.content) > MAX_RESPONSE_BYTES:
+            raise BackendError(
+                f"{self._where()} returned an answer to {op} larger than "
+                f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB; refused"
+            )
         try:
             body = resp.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         if not isinstance(body, dict):
             if resp.status_code >= 400:
@@ -663,7 +677,7 @@ class VaultClient:
             raise self._kv_v1_error()
         if reply.status != 200:
             self._fail(reply, "KV write", url)
-        version = (reply.body or {}).get("data", {}).get("version")
+        version = _dict(_dict(reply.body).get("data")).get("version")
         if not _is_version(version) or version != cas + 1:
             raise BackendError(
                 f"{self._where()} returned an unexpected version for {url} "
@@ -690,7 +704,7 @@ class VaultClient:
             return []
         if reply.status != 200:
             self._fail(reply, "KV list", url)
-        keys = ((reply.body or {}).get("data") or {}).get("keys")
+        keys = _dict(_dict(reply.body).get("data")).get("keys")
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise BackendError(f"{self._where()} returned a malformed KV list for {url}")
         return keys
@@ -749,7 +763,7 @@ class VaultClient:
         reply = self._call("POST", url, json=body, op="Transit encrypt")
         if reply.status != 200:
             self._fail(reply, "Transit encrypt", url)
-        ct = ((reply.body or {}).get("data") or {}).get("ciphertext")
+        ct = _dict(_dict(reply.body).get("data")).get("ciphertext")
         if not isinstance(ct, str) or not _CIPHERTEXT_RE.match(ct):
             raise BackendError(f"{self._where()} returned a malformed Transit ciphertext")
         return ct
@@ -785,14 +799,17 @@ class VaultClient:
             raise IntegrityError(f"{self._where()} could not {area} with {url}: {why}")
         if reply.status != 200:
             self._fail(reply, op, url)
-        data = (reply.body or {}).get("data") or {}
+        data = _dict(_dict(reply.body).get("data"))
         if area == "rewrap":
             ct = data.get("ciphertext")
             if not isinstance(ct, str) or not _CIPHERTEXT_RE.match(ct):
                 raise BackendError(f"{self._where()} returned a malformed Transit ciphertext")
             return ct
+        plaintext = data.get("plaintext")
         try:
-            return base64.b64decode(data.get("plaintext", ""), validate=True)
+            if not isinstance(plaintext, str):  # a missing one decoded to b"" before
+                raise ValueError("no plaintext")
+            return base64.b64decode(plaintext, validate=True)
         except (binascii.Error, ValueError, TypeError):
             raise BackendError(f"{self._where()} returned malformed Transit plaintext") from None
 
@@ -831,7 +848,7 @@ class VaultClient:
             return result
         reply = self._call("GET", "auth/token/lookup-self", op="token lookup")
         if reply.status == 200:
-            data = (reply.body or {}).get("data") or {}
+            data = _dict(_dict(reply.body).get("data"))
             ttl = data.get("ttl")
             ttl = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else None
             policies = data.get("policies")
@@ -854,6 +871,45 @@ class VaultClient:
 
 # --------------------------------------------------------------------------------------------
 # helpers
+
+
+_WARNED_UNVERIFIED: set[str] = set()
+
+
+def _warn_unverified(endpoint: str) -> None:
+    """Say once that ``verify = false`` is in force, instead of urllib3's per-request noise.
+
+    Why: without TLS verification anyone on the path can impersonate Vault and collect the
+    token; an operator who set it for a test must see it is still set. Raised as an
+    EkmWarning (the CLI prints ``ekm: warning: ...``; the default filter shows it once).
+    """
+    import warnings
+
+    from urllib3.exceptions import InsecureRequestWarning
+
+    from ekm.errors import EkmWarning
+
+    if endpoint in _WARNED_UNVERIFIED:
+        return  # once per endpoint and process (changing filters resets Python's registry)
+    _WARNED_UNVERIFIED.add(endpoint)
+    warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+    warnings.warn(
+        EkmWarning(
+            f"vault.verify = false: the TLS certificate of {endpoint} is not checked, so the "
+            "token can be stolen by an impostor; set vault.ca_cert instead"
+        ),
+        stacklevel=3,
+    )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one.
+
+    Why: a hostile or broken Vault may answer ``"data": []`` or ``"data": "x"``; chained
+    ``.get`` on those raised AttributeError (an internal error) instead of the caller's
+    "malformed answer" BackendError, which the empty dict leads to.
+    """
+    return value if isinstance(value, dict) else {}
 
 
 def _errors_text(body: dict[str, Any] | None) -> str:

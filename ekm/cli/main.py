@@ -74,6 +74,28 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return head + rest
 
 
+def _route_warnings() -> None:
+    """Show the core's EkmWarning as one ``ekm: warning: ...`` stderr line (no source line)."""
+    import warnings
+
+    from ekm.errors import EkmWarning
+
+    previous = warnings.showwarning
+    if getattr(previous, "ekm_routed", False):
+        return  # main() ran before in this process
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, EkmWarning):
+            first = str(message).splitlines()[0] if str(message) else category.__name__
+            sys.stderr.write(f"ekm: warning: {first}\n")
+            sys.stderr.flush()
+            return
+        previous(message, category, filename, lineno, file, line)
+
+    show.ekm_routed = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``ekm``; returns (and exits with) the process exit code."""
     _harden()
@@ -88,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ekm.errors import EkmError
 
+    _route_warnings()
     try:
         app = build_app()
         rv = app(args=args, prog_name="ekm", standalone_mode=False)
