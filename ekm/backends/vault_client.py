@@ -240,7 +240,9 @@ class VaultSettings:
 def _check_endpoint(url: str, allow_plaintext: bool, source: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{source}: vault.endpoint {url!r} must be an http(s):// URL")
+        # A URL with "@" may carry user:password (even unparsed, "user:pw@host"): not echoed.
+        shown = "(a URL with '@', not shown)" if "@" in url else repr(url)
+        raise ConfigError(f"{source}: vault.endpoint {shown} must be an http(s):// URL")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(
             f"{source}: vault.endpoint must be scheme://host[:port] without credentials, "

@@ -161,3 +161,13 @@ def test_cli_prints_one_warning_line_for_verify_false(fhome: Path, frun, fenv) -
     lines = res.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("ekm: warning: vault.verify = false"), lines
     assert v.root_token not in res.stderr + res.stdout
+
+
+@pytest.mark.parametrize("endpoint", ["ftp://user:pw-SECRET@v", "user:pw-SECRET@vault:8200"])
+def test_bad_endpoint_with_credentials_is_not_echoed(endpoint: str) -> None:
+    from ekm.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        VaultSettings.from_mapping({"endpoint": endpoint}, env={"VAULT_TOKEN": TOKEN}, source="t")
+    assert "pw-SECRET" not in str(err.value)
+    assert str(err.value).endswith("must be an http(s):// URL")
