@@ -282,6 +282,9 @@ class MonitorDaemon:
         except EkmError as exc:
             log.error("reload failed, keeping the previous configuration: %s", exc.message)
             return
+        except Exception as exc:  # a bug while reloading must not stop the monitor
+            log.error("reload failed (%s), keeping the previous configuration", type(exc).__name__)
+            return
         self._notify("RELOADING=0")
         log.info("configuration reloaded (interval %gs)", self.options.interval)
 

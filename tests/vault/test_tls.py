@@ -92,6 +92,7 @@ def test_ca_cert_makes_it_work(tls_vault: VaultLike, pki: dict[str, Path]) -> No
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+@pytest.mark.filterwarnings("ignore::ekm.errors.EkmWarning")  # the warning is tested elsewhere
 def test_verify_false_skips_verification(tls_vault: VaultLike) -> None:
     assert _client(tls_vault, verify=False).status()["sealed"] is False
 
