@@ -65,3 +65,29 @@ def ruleset_detail(c: RuleSetSummary) -> str:
     """'pass' or the severities, then rules passed of evaluated (beside a findings count)."""
     head = severities(c.findings_by_severity) if c.findings else "pass"
     return f"{head}; {c.passed}/{c.evaluated} rules passed"
+
+
+#: Column headings of the key and finding tables (every format shows the same columns).
+KEY_HEAD = (
+    "key",
+    "type",
+    "usage",
+    "backend",
+    "versions (state)",
+    "primary",
+    "count",
+    "age",
+    "rotate every",
+    "next rotation",
+    "due",
+)
+FINDING_HEAD = (
+    "rule set",
+    "rule",
+    "key",
+    "version",
+    "severity",
+    "finding",
+    "requirement",
+    "citation",
+)

@@ -15,6 +15,7 @@ from html import escape
 from ekm.report import _fmt as f
 from ekm.report import charts
 from ekm.report import digest as dg
+from ekm.report._fmt import FINDING_HEAD, KEY_HEAD
 from ekm.report.model import AlertRow, FindingRow, KeyRow, ReportData
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -162,31 +163,6 @@ def _key_cells(k: KeyRow) -> list[str]:
         _td(f.when(k.next_rotation)),
         _td(k.dueness, f"due-{k.dueness}"),
     ]
-
-
-KEY_HEAD = (
-    "key",
-    "type",
-    "usage",
-    "backend",
-    "versions (state)",
-    "primary",
-    "count",
-    "age",
-    "rotate every",
-    "next rotation",
-    "due",
-)
-FINDING_HEAD = (
-    "rule set",
-    "rule",
-    "key",
-    "version",
-    "severity",
-    "finding",
-    "requirement",
-    "citation",
-)
 
 
 def _finding_cells(x: FindingRow) -> list[str]:

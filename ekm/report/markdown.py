@@ -14,6 +14,7 @@ from datetime import date
 from ekm.report import _fmt as f
 from ekm.report import chartdata as cd
 from ekm.report import digest as dg
+from ekm.report._fmt import FINDING_HEAD, KEY_HEAD
 from ekm.report.model import FindingRow, KeyRow, ReportData
 
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can start
@@ -49,31 +50,6 @@ def _key(k: KeyRow) -> list[object]:
         f.when(k.next_rotation),
         k.dueness,
     ]
-
-
-KEY_HEAD = (
-    "key",
-    "type",
-    "usage",
-    "backend",
-    "versions (state)",
-    "primary",
-    "count",
-    "age",
-    "rotate every",
-    "next rotation",
-    "due",
-)
-FINDING_HEAD = (
-    "rule set",
-    "rule",
-    "key",
-    "version",
-    "severity",
-    "finding",
-    "requirement",
-    "citation",
-)
 
 
 def _finding(x: FindingRow) -> list[object]:
