@@ -26,7 +26,13 @@ import threading
 from typing import Any
 
 from ekm.crypto.keytypes import KeyState, KeyType, spec
-from ekm.crypto.wrapping import GCM_RANDOM_NONCE_LIMIT, NONCE_LEN, NOT_AUTHENTIC, TAG_LEN
+from ekm.crypto.wrapping import (
+    GCM_RANDOM_NONCE_LIMIT,
+    NONCE_LEN,
+    NOT_AUTHENTIC,
+    TAG_LEN,
+    WrapCounter,
+)
 from ekm.errors import IntegrityError, InvalidError, NotFoundError, StateError
 
 #: Key types whose versions can sign in a token (see ekm.backends.pkcs11_token.TYPE_MECHANISMS).
@@ -43,7 +49,7 @@ def _check_name_version(key_name: str, version: int) -> None:
         raise InvalidError(f"key version must be a positive integer, not {version!r}")
 
 
-class HsmAeadWrapper:
+class HsmAeadWrapper(WrapCounter):
     """A :class:`~ekm.crypto.wrapping.KeyWrapper` whose AES-256-GCM runs in the token.
 
     ``token`` is an :class:`ekm.backends.pkcs11_token.Token` (or anything with its
@@ -77,14 +83,7 @@ class HsmAeadWrapper:
 
     def wrap(self, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt in the token; StateError once ``max_wraps`` random IVs have been used."""
-        with self._lock:
-            if self.wrap_count >= self.max_wraps:
-                raise StateError(
-                    f"key {self.key_name} v{self.version} has performed {self.wrap_count} "
-                    f"wraps, its limit of {self.max_wraps}; rotate it (ekm rotate "
-                    f"{self.key_name} --force)"
-                )
-            self.wrap_count += 1
+        self._take_wrap()
         return self._token.aead_encrypt(self.label, bytes(plaintext), bytes(aad))
 
     def unwrap(self, blob: bytes, aad: bytes) -> bytes:

@@ -72,7 +72,31 @@ def aead_for(key_type: KeyType | str, material: bytes) -> Any:
     return ChaCha20Poly1305(material) if t is KeyType.CHACHA20_POLY1305 else AESGCM(material)
 
 
-class AeadWrapper:
+class WrapCounter:
+    """The random-nonce budget of one key version, shared by every wrapper kind.
+
+    Subclasses set ``key_name``, ``version``, ``wrap_count``, ``max_wraps`` and ``_lock``;
+    :meth:`_take_wrap` spends one nonce or raises StateError telling the operator to rotate.
+    """
+
+    key_name: str
+    version: int
+    wrap_count: int
+    max_wraps: int
+    _lock: threading.Lock
+
+    def _take_wrap(self) -> None:
+        with self._lock:
+            if self.wrap_count >= self.max_wraps:
+                raise StateError(
+                    f"key {self.key_name} v{self.version} has performed {self.wrap_count} "
+                    f"wraps, its limit of {self.max_wraps}; rotate it (ekm rotate "
+                    f"{self.key_name} --force)"
+                )
+            self.wrap_count += 1
+
+
+class AeadWrapper(WrapCounter):
     """A :class:`KeyWrapper` over in-memory AEAD material: ``nonce(12) || ciphertext || tag``.
 
     ``wrap_count`` starts at the persisted count; :meth:`wrap` raises StateError once
@@ -103,14 +127,7 @@ class AeadWrapper:
         self._lock = threading.Lock()
 
     def wrap(self, plaintext: bytes, aad: bytes) -> bytes:
-        with self._lock:
-            if self.wrap_count >= self.max_wraps:
-                raise StateError(
-                    f"key {self.key_name} v{self.version} has performed {self.wrap_count} "
-                    f"wraps, its limit of {self.max_wraps}; rotate it (ekm rotate "
-                    f"{self.key_name} --force)"
-                )
-            self.wrap_count += 1
+        self._take_wrap()
         nonce = os.urandom(NONCE_LEN)
         return nonce + self._aead.encrypt(nonce, plaintext, aad)
 
