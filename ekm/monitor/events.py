@@ -96,6 +96,38 @@ def check_payload_safe(value: Any, where: str = "payload") -> None:
         )
 
 
+# An absolute path: a "/" that does not continue a word, a URL ("http://h/p") or a relative path.
+_ABS_PATH = re.compile(r"(?<![\w:/.~-])/[^\s'\"()\[\],;<>`]*")
+_PATH_HEAD = re.compile(r"/[^\s'\"()\[\],;<>`]*")
+
+
+def _shorten(match: re.Match[str]) -> str:
+    base = match.group(0).rstrip("/").rsplit("/", 1)[-1]
+    return f"…/{base}" if base else "…"
+
+
+def redact_paths(text: str, home: str | None) -> str:
+    """Cut every absolute path outside ``home`` to ``…/name`` (paths in the home stay whole).
+
+    Events leave the host (webhooks, Slack): the layout of the rest of the filesystem (where
+    the HSM vendor's module or an external master key file lives) is not theirs to learn. The
+    home's own paths stay: the operator needs them, and every payload names the home anyway.
+    """
+    if not home:
+        return _ABS_PATH.sub(_shorten, text)
+    root = home.rstrip("/") or "/"
+    parts = re.split(re.escape(root) + r"(?![\w.~-])", text)
+    out = [_ABS_PATH.sub(_shorten, parts[0])]
+    for part in parts[1:]:
+        head = _PATH_HEAD.match(part)
+        keep = head.group(0) if head else ""
+        whole = root + keep
+        if ".." in keep.split("/"):  # climbs out of the home: not a home path
+            whole = "…/" + whole.rstrip("/").rsplit("/", 1)[-1]
+        out.append(whole + _ABS_PATH.sub(_shorten, part[len(keep) :]))
+    return "".join(out)
+
+
 def make_fingerprint(check: str, subject: str) -> str:
     """A stable id for "this problem": the same check on the same subject, pass after pass."""
     digest = hashlib.sha256(f"{check}\x00{subject}".encode()).hexdigest()

@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from ekm.crypto.keytypes import SecurityLevel
 from ekm.errors import EkmError
 from ekm.monitor import checks as chk
-from ekm.monitor.events import Event
+from ekm.monitor.events import Event, redact_paths
 from ekm.monitor.metrics import KeyMetrics, MetricsSnapshot
 from ekm.timeutil import instant
 
@@ -89,7 +89,7 @@ class MonitorSession:
             except Exception as exc:  # hostile input must not stop the other checks
                 log.debug("check %s crashed", name, exc_info=exc)
                 events.append(self._check_failed(ctx, name, f"{type(exc).__name__} (a bug)"))
-        events = _unique(events)
+        events = _unique([_redacted(e, str(self.manager.home)) for e in events])
         opened, resolved = self._transitions(events, now)
         if self.audit:
             self._record(opened + resolved, events)
@@ -193,6 +193,20 @@ class MonitorSession:
             last_success=ctx.now,
             check_duration=duration,
         )
+
+
+def _redacted(event: Event, home: str) -> Event:
+    """``event`` with absolute paths outside the home cut to their last name.
+
+    Done here, once for every check, rather than in each check: a check quoting an error
+    message (the HSM's, Vault's) cannot know what the message holds. The fingerprint stays.
+    """
+
+    def text(value: Any) -> Any:
+        return redact_paths(value, home) if isinstance(value, str) else value
+
+    details = {k: text(v) for k, v in event.details.items()}
+    return replace(event, subject=text(event.subject), message=text(event.message), details=details)
 
 
 def _unique(events: list[Event]) -> list[Event]:
