@@ -279,8 +279,10 @@ def _try_unlock(ctx: CheckContext) -> str | None:
     if mgr.unlocked:
         return None
     st = ctx.state
-    if st.unlock_tried:
+    if st.unlock_tried and st.unlock_error is not None:
         return st.unlock_error
+    # Tried and succeeded, yet locked now: another manager (a reload) or a lock(). Unlock
+    # again; answering "unlocked" would report every key whose material is read as tampered.
     st.unlock_tried = True
     from ekm import masterkey
 
