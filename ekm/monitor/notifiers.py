@@ -31,6 +31,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -376,9 +377,12 @@ class Dispatcher:
         sleep: Callable[[float], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_failure: Callable[[Event], Any] | None = None,
+        max_failures: int = 1000,
     ) -> None:
-        if max_retries < 0 or backoff < 0 or queue_size < 1:
-            raise UsageError("max_retries and backoff must be >= 0 and queue_size >= 1")
+        if max_retries < 0 or backoff < 0 or queue_size < 1 or max_failures < 1:
+            raise UsageError(
+                "max_retries and backoff must be >= 0, queue_size and max_failures >= 1"
+            )
         self.dedup = dedup
         self.max_retries = max_retries
         self.backoff = backoff
@@ -389,7 +393,10 @@ class Dispatcher:
         self._clock = clock
         self._on_failure = on_failure
         self._open: dict[str, Event] = {}
-        self._failures: list[Event] = []
+        # Kept until failures() is called; bounded, since a library caller may never call it
+        # while a receiver stays down for weeks. ``failures_dropped`` counts what was cut.
+        self._failures: deque[Event] = deque(maxlen=max_failures)
+        self.failures_dropped = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._inflight = 0
@@ -451,7 +458,8 @@ class Dispatcher:
     def failures(self) -> list[Event]:
         """The ``notifier.failed`` events since the last call (and forget them)."""
         with self._lock:
-            out, self._failures = self._failures, []
+            out = list(self._failures)
+            self._failures.clear()
         return out
 
     def drain(self, timeout: float | None = None) -> bool:
@@ -566,6 +574,8 @@ class Dispatcher:
         )
         log.error("%s", failure.message)
         with self._lock:
+            if len(self._failures) == self._failures.maxlen:
+                self.failures_dropped += 1
             self._failures.append(failure)
             # At-least-once: a problem whose notice was lost is forgotten, so the next pass
             # that still sees it sends it again instead of treating it as already known.
