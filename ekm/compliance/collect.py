@@ -140,6 +140,17 @@ def _pin_in_config(hsm: Any) -> bool:
     return isinstance(hsm, Mapping) and hsm.get("pin") is not None
 
 
+def vault_tls_verify(vault: Any) -> bool | None:
+    """``[vault] verify`` from the config alone (None: no ``[vault]`` section).
+
+    Anything but an explicit ``false`` counts as verifying: ekm refuses any other non-boolean
+    value when it builds its Vault client, so only ``false`` can turn certificate checks off.
+    """
+    if not isinstance(vault, Mapping):
+        return None
+    return vault.get("verify", True) is not False
+
+
 class _Collector:
     """One collection run over a manager (split into steps so each stays readable)."""
 
@@ -371,6 +382,7 @@ class _Collector:
                 audit_log_present=present,
                 audit_chain_ok=chain_ok,
                 hsm_pin_in_config=_pin_in_config(mgr.config.hsm),
+                vault_tls_verify=vault_tls_verify(mgr.config.vault),
                 module_validation={**fips_module_status(), **declared_validation(mgr.config)},
             ),
             keystore_file=keystore_file,

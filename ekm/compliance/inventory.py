@@ -85,6 +85,8 @@ class DeploymentFacts:
     - ``keystore_mac_ok``: the metadata MAC verified (needs the master key).
     - ``audit_log_present`` / ``audit_chain_ok``: the audit log exists / its hash chain verifies.
     - ``hsm_pin_in_config``: an HSM PIN is written in ekm.toml in clear.
+    - ``vault_tls_verify``: ``[vault] verify`` as configured (``True`` when absent); ``None``
+      without a ``[vault]`` section. Read from the config only: an audit never calls Vault.
     - ``module_validation``: backend name -> ``fips-140-3`` | ``fips-140-2`` | ``none``: the
       validation status of the cryptographic module that holds that backend's keys.
     """
@@ -96,6 +98,7 @@ class DeploymentFacts:
     audit_log_present: bool | None = None
     audit_chain_ok: bool | None = None
     hsm_pin_in_config: bool | None = None
+    vault_tls_verify: bool | None = None
     module_validation: dict[str, str] | None = None
 
 

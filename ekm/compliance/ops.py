@@ -121,7 +121,13 @@ class AuditOps:
             sets = engine.load_rule_sets("all")
         got = self._collect(now)
         result = engine.evaluate(got.inventory, sets, as_of=as_of or got.inventory.as_of)
-        integrity.apply(result, got.problems, keys_read=got.keys_read, mac_checked=got.mac_checked)
+        integrity.apply(
+            result,
+            got.problems,
+            keys_read=got.keys_read,
+            mac_checked=got.mac_checked,
+            deployment=got.inventory.deployment,
+        )
         result.warnings.extend(got.warnings)
         if record:
             broken = got.inventory.deployment.audit_chain_ok is False
