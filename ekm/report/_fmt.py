@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from ekm.report.model import SEVERITIES, ReportData, RuleSetSummary
+from ekm.report.model import SEVERITIES, FindingRow, KeyRow, ReportData, RuleSetSummary
 from ekm.timeutil import iso
 
 TITLE = "ekm security report"
@@ -91,3 +91,34 @@ FINDING_HEAD = (
     "requirement",
     "citation",
 )
+
+
+def key_cells(k: KeyRow) -> list[object]:
+    """One key row as plain cells (Markdown and PDF tables; HTML adds classes)."""
+    return [
+        k.name,
+        k.type,
+        k.usage,
+        k.backend,
+        k.state_summary,
+        opt(k.primary_version),
+        k.versions,
+        days(k.age_days),
+        days(k.rotate_every_days),
+        when(k.next_rotation),
+        k.dueness,
+    ]
+
+
+def finding_cells(x: FindingRow) -> list[object]:
+    """One finding row as plain cells, in FINDING_HEAD order."""
+    return [
+        x.rule_set,
+        x.rule,
+        opt(x.key),
+        opt(x.version),
+        x.severity,
+        x.message,
+        x.required,
+        x.cite,
+    ]

@@ -15,7 +15,7 @@ from ekm.report import _fmt as f
 from ekm.report import chartdata as cd
 from ekm.report import digest as dg
 from ekm.report._fmt import FINDING_HEAD, KEY_HEAD
-from ekm.report.model import FindingRow, KeyRow, ReportData
+from ekm.report.model import FindingRow, ReportData
 
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can start
 # markup inside a table cell. "_" is escaped only at a word boundary: inside a word
@@ -34,35 +34,6 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[object]], empty: str) ->
         return f"_{empty}_\n"
     top = "| " + " | ".join(head) + " |\n|" + "|".join("---" for _ in head) + "|\n"
     return top + "\n".join(lines) + "\n"
-
-
-def _key(k: KeyRow) -> list[object]:
-    return [
-        k.name,
-        k.type,
-        k.usage,
-        k.backend,
-        k.state_summary,
-        f.opt(k.primary_version),
-        k.versions,
-        f.days(k.age_days),
-        f.days(k.rotate_every_days),
-        f.when(k.next_rotation),
-        k.dueness,
-    ]
-
-
-def _finding(x: FindingRow) -> list[object]:
-    return [
-        x.rule_set,
-        x.rule,
-        f.opt(x.key),
-        f.opt(x.version),
-        x.severity,
-        x.message,
-        x.required,
-        x.cite,
-    ]
 
 
 GROUP_HEAD = (
@@ -93,7 +64,7 @@ def _group(g: dg.FindingGroup) -> list[object]:
 def _bounded(rows: list[FindingRow], empty: str) -> str:
     """At most LIST_LIMIT findings, then the sentence saying what is left out and where."""
     shown, more = dg.first_by_severity(rows)
-    table = _table(FINDING_HEAD, map(_finding, shown), empty)
+    table = _table(FINDING_HEAD, map(f.finding_cells, shown), empty)
     # the sentence is ours (numbers and a command in backticks): not escaped
     return table if not more else f"{table}\n{dg.more_findings(len(shown), more)}\n"
 
@@ -178,7 +149,7 @@ def render_markdown(data: ReportData) -> str:
         f"ekm {_e(data.ekm_version)}.\n",
         *_summary(data),
         f"## Keys overdue or due within 30 days ({t.due_within_30d})\n",
-        _table(KEY_HEAD, map(_key, data.due_keys()), "No key is due within 30 days."),
+        _table(KEY_HEAD, map(f.key_cells, data.due_keys()), "No key is due within 30 days."),
         *_findings(data, t.findings),
         "## Compliance by rule set\n",
         _table(
@@ -219,7 +190,7 @@ def render_markdown(data: ReportData) -> str:
         *_alerts(data, t.alerts),
         f"## Key inventory ({t.keys})\n",
         "Metadata only: a report never contains key material.\n",
-        _table(KEY_HEAD, map(_key, data.keys), "No keys."),
+        _table(KEY_HEAD, map(f.key_cells, data.keys), "No keys."),
         "## Evidence\n",
         f"- Period: {_e(f.period(data))}",
         f"- Generated: {_e(f.when(data.generated_at))}",

@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 
 from ekm.report import _fmt as f
 from ekm.report import digest as dg
-from ekm.report.model import FindingRow, KeyRow, ReportData
+from ekm.report.model import FindingRow, ReportData
 
 CHUNK = 250  # rows per reportlab Table; splitting one huge table is quadratic
 FONT_SIZE = 6.5
@@ -69,35 +69,6 @@ def _wrap(value: object, width: int) -> str:
     if len(s) <= width and "\n" not in s:
         return s
     return "\n".join(textwrap.wrap(s, width, break_long_words=True) or [""])
-
-
-def _key(k: KeyRow) -> list[object]:
-    return [
-        k.name,
-        k.type,
-        k.usage,
-        k.backend,
-        k.state_summary,
-        f.opt(k.primary_version),
-        k.versions,
-        f.days(k.age_days),
-        f.days(k.rotate_every_days),
-        f.when(k.next_rotation),
-        k.dueness,
-    ]
-
-
-def _finding(x: FindingRow) -> list[object]:
-    return [
-        x.rule_set,
-        x.rule,
-        f.opt(x.key),
-        f.opt(x.version),
-        x.severity,
-        x.message,
-        x.required,
-        x.cite,
-    ]
 
 
 def _group(g: dg.FindingGroup) -> list[object]:
@@ -164,7 +135,7 @@ class _Builder:
     def findings(self, rows: list[FindingRow], empty: str) -> None:
         """At most LIST_LIMIT findings, then the sentence saying what is left out and where."""
         shown, more = dg.first_by_severity(rows)
-        self.table(FINDING_COLS, map(_finding, shown), empty)
+        self.table(FINDING_COLS, map(f.finding_cells, shown), empty)
         if more:
             self.para(dg.more_findings(len(shown), more))
 
@@ -248,7 +219,7 @@ def render_pdf(data: ReportData) -> bytes:
     _summary(b, data)
     _charts(b, data)
     b.heading(f"Keys overdue or due within 30 days ({t.due_within_30d})")
-    b.table(KEY_COLS, map(_key, data.due_keys()), "No key is due within 30 days.")
+    b.table(KEY_COLS, map(f.key_cells, data.due_keys()), "No key is due within 30 days.")
     b.heading(f"Findings ({t.findings})")
     groups = dg.group_findings(data.findings)
     b.heading(f"By rule ({f.plural(len(groups), 'rule')})", 3)
@@ -267,7 +238,7 @@ def render_pdf(data: ReportData) -> bytes:
         b.para(dg.more_alerts(len(alerts), older))
     b.heading(f"Key inventory ({t.keys})")
     b.para("Metadata only: a report never contains key material.")
-    b.table(KEY_COLS, map(_key, data.keys), "No keys.")
+    b.table(KEY_COLS, map(f.key_cells, data.keys), "No keys.")
     b.heading("Evidence")
     for label, value in (
         ("Period", f.period(data)),
