@@ -40,6 +40,7 @@ class KeyMetrics:
     next_rotation: datetime | None  # None: the key has no rotation interval
     overdue: bool
     versions: int
+    due: bool = False  # overdue, or inside the policy's notify-before window
     usage: Mapping[int, int] = field(default_factory=dict)  # version -> operations
 
 
@@ -52,6 +53,7 @@ class MetricsSnapshot:
     events: Mapping[tuple[str, SecurityLevel], int] = field(default_factory=dict)
     backends: Mapping[str, bool] = field(default_factory=dict)
     last_success: datetime | None = None
+    audit_log_ok: bool | None = None  # None: the audit log check did not run
     check_duration: float | None = None
     version: str = ""
 
@@ -80,6 +82,11 @@ def _families(snapshot: MetricsSnapshot) -> Iterator[Any]:
     overdue = GaugeMetricFamily(
         "ekm_key_overdue", "1 if the key is past its rotation date, else 0.", labels=["key"]
     )
+    due = GaugeMetricFamily(
+        "ekm_key_due",
+        "1 if the key is overdue or inside its notify-before window, else 0.",
+        labels=["key"],
+    )
     versions = GaugeMetricFamily(
         "ekm_key_versions", "Number of versions the key has (any state).", labels=["key"]
     )
@@ -93,10 +100,11 @@ def _families(snapshot: MetricsSnapshot) -> Iterator[Any]:
         if key.next_rotation is not None:
             nxt.add_metric([key.name], key.next_rotation.timestamp())
         overdue.add_metric([key.name], 1.0 if key.overdue else 0.0)
+        due.add_metric([key.name], 1.0 if key.due or key.overdue else 0.0)
         versions.add_metric([key.name], float(key.versions))
         for version, count in sorted(key.usage.items()):
             usage.add_metric([key.name, str(version)], float(count))
-    yield from (age, nxt, overdue, versions, usage)
+    yield from (age, nxt, overdue, due, versions, usage)
 
     findings = GaugeMetricFamily(
         "ekm_findings",
@@ -123,6 +131,12 @@ def _families(snapshot: MetricsSnapshot) -> Iterator[Any]:
         up.add_metric([name], 1.0 if ok else 0.0)
     yield up
 
+    if snapshot.audit_log_ok is not None:
+        yield GaugeMetricFamily(
+            "ekm_audit_log_ok",
+            "1 if the audit log's chain verified in the last check, else 0.",
+            value=1.0 if snapshot.audit_log_ok else 0.0,
+        )
     if snapshot.last_success is not None:
         yield GaugeMetricFamily(
             "ekm_last_check_success_timestamp_seconds",

@@ -176,6 +176,7 @@ class MonitorSession:
                     age_seconds=max(0.0, age),
                     next_rotation=nxt,
                     overdue=bool(nxt is not None and nxt <= ctx.now),
+                    due=key.due(ctx.now) or key.in_notify_window(ctx.now),
                     versions=len(key.versions),
                     usage={v.version: int(v.usage_count or 0) for v in key.versions},
                 )
@@ -190,6 +191,11 @@ class MonitorSession:
             findings=findings,
             events=dict(self.event_counts),
             backends=backends,
+            audit_log_ok=not any(
+                e.check == "auditlog.chain"
+                or (e.check == "monitor.check_failed" and e.subject == "auditlog")
+                for e in events
+            ),
             last_success=ctx.now,
             check_duration=duration,
         )
