@@ -12,6 +12,8 @@ import importlib
 import os
 import sys
 
+from ekm.cli.registry import FLAG_GLOBALS, VALUED_GLOBALS, first_word
+
 EXIT_INTERNAL = 70
 
 
@@ -34,16 +36,24 @@ def _harden() -> None:
         pass
 
 
-def build_app():
-    from ekm.cli.app import COMMAND_MODULES, app
+def build_app(command: str | None = None):  # type: ignore[no-untyped-def]
+    """The typer app with command ``command`` registered (every command when None).
 
-    for name in COMMAND_MODULES:
+    Registering one command imports only its module: ``ekm status`` does not pay for the
+    report renderers or the PKCS#11 bindings. Unknown names, shell completion and help
+    listings get every command (click then suggests the close names).
+    """
+    from ekm.cli.app import app
+    from ekm.cli.registry import all_modules, modules_for
+
+    modules = (modules_for(command) if command else None) or all_modules()
+    for name in modules:
         importlib.import_module(f"ekm.cli.commands.{name}")
     return app
 
 
-_GLOBAL_FLAGS = ("--json", "--debug")
-_GLOBAL_VALUED = ("--home", "--config")
+_GLOBAL_FLAGS = FLAG_GLOBALS
+_GLOBAL_VALUED = VALUED_GLOBALS
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -96,10 +106,40 @@ def _route_warnings() -> None:
     warnings.showwarning = show
 
 
+def _answer_without_typer(args: list[str]) -> int | None:
+    """``ekm --version`` and ``ekm --help``: answered from ekm/cli/registry.py, no typer.
+
+    Returns the exit code, or None when the arguments name a command (typer parses those).
+    """
+    word = first_word(args)
+    if word is None:  # bare ``ekm``: the help, with the usage exit code
+        from ekm.cli.registry import render_help
+
+        sys.stdout.write(render_help())
+        return 2
+    if word == "--version":
+        from ekm import __version__
+
+        sys.stdout.write(f"ekm {__version__}\n")
+        return 0
+    if word in ("--help", "-h"):
+        from ekm.cli.registry import render_help
+
+        sys.stdout.write(render_help())
+        return 0
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``ekm``; returns (and exits with) the process exit code."""
     _harden()
     args = hoist_global_options(sys.argv[1:] if argv is None else list(argv))
+    completing = "_EKM_COMPLETE" in os.environ  # shell completion: typer answers it
+    if not completing:
+        quick = _answer_without_typer(args)
+        if quick is not None:
+            sys.stdout.flush()
+            return quick
     debug = "--debug" in args
     import typer
 
@@ -112,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _route_warnings()
     try:
-        app = build_app()
+        app = build_app(None if completing else first_word(args))
         rv = app(args=args, prog_name="ekm", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except EkmError as exc:
