@@ -139,6 +139,15 @@ class Keystore:
         except InvalidError as exc:
             raise IntegrityError(f"{self._where(name)}: {exc} (tampered?)") from None
 
+    def cached_documents(self) -> dict[str, tuple[dict[str, Any], Any]]:
+        """The documents read so far, by name (read-only for callers).
+
+        Each value is replaced by a new object whenever its document is saved, re-read or
+        forgotten, so holding one and comparing with ``is`` later tells whether anything in
+        that key changed meanwhile (ekm/ops/hot_records.py relies on this).
+        """
+        return self._docs
+
     def load_shared(self, name: str) -> Key:
         """A read-only Key for hot paths (record encryption): parsed once per document.
 

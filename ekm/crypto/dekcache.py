@@ -120,6 +120,22 @@ class DataKeyCache:
                 self._put(("e", key_name, version), entry)
             self._put(("d", key_name, version, wrapped), _Entry(dek, wrapped, entry.created))
 
+    def get_decryption_aead(
+        self, key_name: str, version: int, wrapped: bytes, *, now: float | None = None
+    ) -> Any:
+        """The cipher object stored with this data key (None on a miss or when none was)."""
+        with self._lock:
+            entry = self._get(("d", key_name, version, wrapped), self._now(now))
+            return None if entry is None else entry.aead
+
+    def decryption_entry(
+        self, key_name: str, version: int, wrapped: bytes, *, now: float | None = None
+    ) -> tuple[Any, float] | None:
+        """``(cipher object, creation time)`` of a live decryption entry, or None."""
+        with self._lock:
+            entry = self._get(("d", key_name, version, wrapped), self._now(now))
+            return None if entry is None or entry.aead is None else (entry.aead, entry.created)
+
     def get_decryption_key(
         self, key_name: str, version: int, wrapped: bytes, *, now: float | None = None
     ) -> bytes | None:
@@ -129,11 +145,20 @@ class DataKeyCache:
             return None if entry is None else entry.dek
 
     def put_decryption_key(
-        self, key_name: str, version: int, wrapped: bytes, dek: bytes, *, now: float | None = None
+        self,
+        key_name: str,
+        version: int,
+        wrapped: bytes,
+        dek: bytes,
+        *,
+        aead: Any = None,
+        now: float | None = None,
     ) -> None:
-        """Remember an unwrapped data key (only after the wrap verified)."""
+        """Remember an unwrapped data key (only after the wrap verified), and its cipher
+        object so the AES key schedule is not redone per record."""
         with self._lock:
-            self._put(("d", key_name, version, wrapped), _Entry(dek, wrapped, self._now(now)))
+            entry = _Entry(dek, wrapped, self._now(now), aead=aead)
+            self._put(("d", key_name, version, wrapped), entry)
 
     def forget(self, key_name: str, version: int | None = None) -> None:
         """Drop every entry of a key (or one version): call after disabling/destroying it."""

@@ -69,7 +69,9 @@ def encrypt(
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     data_aad = _data_aad(aad)
-    hit = cache.take_encryption_key(wrapper.key_name, wrapper.version) if cache else None
+    hit = None
+    if cache is not None:  # not ``if cache``: that would take its lock for __len__
+        hit = cache.take_encryption_key(wrapper.key_name, wrapper.version)
     if hit is not None:
         _dek, _wrapped, (aead, prefix) = hit
     else:
@@ -101,30 +103,40 @@ class _Parsed:
         self.body = body
 
 
+_VERSION_WLEN = struct.Struct(">IH")
+_NAMES: dict[bytes, str] = {}  # key names already checked against _NAME_RE (bounded below)
+
+
+def _name_of(raw: bytes) -> str:
+    name = _NAMES.get(raw)
+    if name is None:
+        name = raw.decode()
+        if not _NAME_RE.match(name):
+            raise ValueError
+        if len(_NAMES) >= 4096:
+            _NAMES.clear()
+        _NAMES[raw] = name
+    return name
+
+
 def _parse(blob: bytes) -> _Parsed:
     """Bounds-checked parse of a record; any malformation is the one IntegrityError."""
     try:
-        blob = bytes(blob)
-        if len(blob) < 2 or blob[0] != RECORD_V1:
+        if type(blob) is not bytes:
+            blob = bytes(blob)
+        if blob[0] != RECORD_V1:
             raise ValueError
-        n = blob[1]
-        name_b = blob[2 : 2 + n]
-        pos = 2 + n
-        if len(name_b) != n or len(blob) < pos + 6:
-            raise ValueError
-        name = name_b.decode()
-        if not _NAME_RE.match(name):
-            raise ValueError
-        (version,) = struct.unpack_from(">I", blob, pos)
-        (wlen,) = struct.unpack_from(">H", blob, pos + 4)
+        pos = 2 + blob[1]
+        version, wlen = _VERSION_WLEN.unpack_from(blob, pos)
+        wstart = pos + 6
+        bstart = wstart + wlen
         if version < 1 or wlen == 0 or wlen > MAX_WRAPPED_LEN:
             raise ValueError
-        wstart = pos + 6
-        body = blob[wstart + wlen :]
-        if len(body) < NONCE_LEN + TAG_LEN:
+        if len(blob) < bstart + NONCE_LEN + TAG_LEN:
             raise ValueError
-        return _Parsed(name, version, blob[: pos + 4], blob[wstart : wstart + wlen], body)
-    except (ValueError, UnicodeDecodeError, struct.error, TypeError):
+        name = _name_of(blob[2:pos])
+        return _Parsed(name, version, blob[: pos + 4], blob[wstart:bstart], blob[bstart:])
+    except (ValueError, IndexError, UnicodeDecodeError, struct.error, TypeError):
         raise IntegrityError(NOT_AUTHENTIC) from None
 
 
@@ -155,6 +167,15 @@ def _unwrap(p: _Parsed, resolve: Resolver, cache: DataKeyCache | None) -> bytes:
     return dek
 
 
+def parse(blob: bytes) -> _Parsed:
+    """The bounds-checked fields of a record (``key_name``, ``version``...), unverified.
+
+    For callers that need the key name (e.g. to audit a failure) and then decrypt: pass the
+    result to :func:`decrypt_parsed` instead of parsing twice.
+    """
+    return _parse(blob)
+
+
 def decrypt(
     blob: bytes,
     aad: bytes = b"",
@@ -167,16 +188,40 @@ def decrypt(
     The resolver is called for every record (even on a cache hit), so a version that was
     disabled or destroyed stops decrypting at once.
     """
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return decrypt_parsed(_parse(blob), aad, resolve=resolve, cache=cache)
 
+
+def decrypt_parsed(
+    p: _Parsed, aad: bytes = b"", *, resolve: Resolver, cache: DataKeyCache | None = None
+) -> bytes:
+    """:func:`decrypt` of a record already split by :func:`parse`."""
     data_aad = _data_aad(aad)
-    p = _parse(blob)
-    dek = _unwrap(p, resolve, cache)
+    wrapper = resolve(p.key_name, p.version)  # the state check, on every record
+    aead = None
+    if cache is not None:  # not ``if cache``: that would take its lock for __len__
+        aead = cache.get_decryption_aead(p.key_name, p.version, p.wrapped)
+    if aead is None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        dek = None
+        if cache is not None:
+            dek = cache.get_decryption_key(p.key_name, p.version, p.wrapped)
+        if dek is None:
+            dek = wrapper.unwrap(p.wrapped, p.header)
+            if len(dek) != DEK_LEN:
+                raise IntegrityError(NOT_AUTHENTIC)
+        aead = AESGCM(dek)
+        if cache is not None:  # only reached once the wrap verified
+            cache.put_decryption_key(p.key_name, p.version, p.wrapped, dek, aead=aead)
+    body = p.body
     try:
-        return AESGCM(dek).decrypt(p.body[:NONCE_LEN], p.body[NONCE_LEN:], data_aad)
-    except InvalidTag:
-        raise IntegrityError(NOT_AUTHENTIC) from None
+        return aead.decrypt(body[:NONCE_LEN], body[NONCE_LEN:], data_aad)
+    except Exception as exc:  # InvalidTag, imported only when it happens
+        from cryptography.exceptions import InvalidTag
+
+        if isinstance(exc, InvalidTag):
+            raise IntegrityError(NOT_AUTHENTIC) from None
+        raise
 
 
 def rewrap(blob: bytes, resolve: Resolver, new_wrapper: KeyWrapper) -> bytes:

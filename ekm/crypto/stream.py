@@ -218,21 +218,79 @@ def encrypt_stream(
         )
     dek = os.urandom(DEK_LEN)
     salt = os.urandom(SALT_LEN)
-    dst.write(_build_header(salt, segment_size, slot, dek))
+    _write_all(dst, _build_header(salt, segment_size, slot, dek))
     aead = _payload_aead(dek, salt, segment_size, aad)
-    encrypt = aead.encrypt
+    encrypt_into = getattr(aead, "encrypt_into", None)
+    if encrypt_into is None or not _has_readinto(src):
+        return _encrypt_segments_copying(src, dst, aead.encrypt, segment_size)
+    # Zero-copy loop: two reused input buffers (one segment of look-ahead tells whether the
+    # current one is the last) and one reused output buffer; nothing is allocated per segment.
+    bufs = (memoryview(bytearray(segment_size)), memoryview(bytearray(segment_size)))
+    out = memoryview(bytearray(segment_size + TAG_LEN))
     index = 0
     total = 0
-    current = _read_exact(src, segment_size)
+    cur = 0
+    n = _fill(src, bufs[0])
     while True:
-        nxt = _read_exact(src, segment_size) if len(current) == segment_size else b""
+        m = _fill(src, bufs[1 - cur]) if n == segment_size else 0
+        last = m == 0
+        k = encrypt_into(_nonce(index, last), bufs[cur][:n], None, out[: n + TAG_LEN])
+        _write_all(dst, out[:k])
+        total += n
+        if last:
+            return total
+        index += 1
+        cur = 1 - cur
+        n = m
+
+
+def _encrypt_segments_copying(src: BinaryIO, dst: BinaryIO, encrypt: Any, size: int) -> int:
+    """The same segments for a source without ``readinto`` (or a library without _into)."""
+    index = 0
+    total = 0
+    current = _read_exact(src, size)
+    while True:
+        nxt = _read_exact(src, size) if len(current) == size else b""
         last = not nxt
-        dst.write(encrypt(_nonce(index, last), current, None))
+        _write_all(dst, encrypt(_nonce(index, last), current, None))
         total += len(current)
         if last:
             return total
         index += 1
         current = nxt
+
+
+def _has_readinto(src: Any) -> bool:
+    """True when ``src.readinto`` really reads (a RawIOBase may define only ``read``)."""
+    import io
+
+    fn = getattr(type(src), "readinto", None)
+    return fn is not None and fn is not io.RawIOBase.readinto
+
+
+def _fill(src: BinaryIO, buf: memoryview) -> int:
+    """Read into ``buf`` until it is full or the input ends (pipes return short reads)."""
+    got = src.readinto(buf) or 0
+    size = len(buf)
+    while 0 < got < size:
+        more = src.readinto(buf[got:])
+        if not more:
+            break
+        got += more
+    return got
+
+
+def _write_all(dst: BinaryIO, data: bytes | memoryview) -> None:
+    """Write all of ``data``: an unbuffered file may accept only part of it per call."""
+    done = dst.write(data)
+    if done is None or done >= len(data):
+        return
+    view = memoryview(data)
+    while done < len(view):
+        more = dst.write(view[done:])
+        if more is None:  # a non-blocking sink that would block: not a supported target
+            raise StorageError("the output would block; write to a file or a blocking pipe")
+        done += more
 
 
 class StreamHeader:
@@ -304,8 +362,39 @@ def decrypt_stream(src: BinaryIO, dst: BinaryIO, resolve_slot: Any, aad: bytes =
 
     header = read_header(src)
     dek = header.open(resolve_slot)
-    decrypt = _payload_aead(dek, header.salt, header.segment_size, aad).decrypt
+    aead = _payload_aead(dek, header.salt, header.segment_size, aad)
     block = header.segment_size + TAG_LEN
+    decrypt_into = getattr(aead, "decrypt_into", None)
+    if decrypt_into is None or not _has_readinto(src):
+        return _decrypt_segments_copying(src, dst, aead.decrypt, block)
+    bufs = (memoryview(bytearray(block)), memoryview(bytearray(block)))
+    out = memoryview(bytearray(header.segment_size))
+    index = 0
+    total = 0
+    cur = 0
+    n = _fill(src, bufs[0])
+    while True:
+        m = _fill(src, bufs[1 - cur]) if n == block else 0
+        last = m == 0
+        if n < TAG_LEN or (last and index and n == TAG_LEN):
+            raise IntegrityError(NOT_AUTHENTIC)  # truncated, or a non-canonical empty tail
+        try:
+            k = decrypt_into(_nonce(index, last), bufs[cur][:n], None, out[: n - TAG_LEN])
+        except InvalidTag:
+            raise IntegrityError(NOT_AUTHENTIC) from None
+        _write_all(dst, out[:k])  # only verified plaintext is released
+        total += k
+        if last:
+            return total
+        index += 1
+        cur = 1 - cur
+        n = m
+
+
+def _decrypt_segments_copying(src: BinaryIO, dst: BinaryIO, decrypt: Any, block: int) -> int:
+    """The same checks for a source without ``readinto`` (or a library without _into)."""
+    from cryptography.exceptions import InvalidTag
+
     index = 0
     total = 0
     current = _read_exact(src, block)
@@ -313,12 +402,12 @@ def decrypt_stream(src: BinaryIO, dst: BinaryIO, resolve_slot: Any, aad: bytes =
         nxt = _read_exact(src, block) if len(current) == block else b""
         last = not nxt
         if len(current) < TAG_LEN or (last and index and len(current) == TAG_LEN):
-            raise IntegrityError(NOT_AUTHENTIC)  # truncated, or a non-canonical empty tail
+            raise IntegrityError(NOT_AUTHENTIC)
         try:
             plain = decrypt(_nonce(index, last), current, None)
         except InvalidTag:
             raise IntegrityError(NOT_AUTHENTIC) from None
-        dst.write(plain)
+        _write_all(dst, plain)
         total += len(plain)
         if last:
             return total

@@ -23,6 +23,13 @@ from typing import Any, BinaryIO
 
 from ekm.errors import EkmError, InvalidError, NotFoundError, StorageError
 from ekm.ops.handles import HandleOps
+from ekm.ops.hot_records import (
+    HotRecords,
+    hot_decrypt,
+    hot_encrypt,
+    remember_decrypt,
+    remember_encrypt,
+)
 
 
 class _Resolver:
@@ -70,16 +77,43 @@ class DataOps(HandleOps):
         ``aad`` (e.g. the table and row id) is authenticated, not stored: pass the same value
         to :meth:`decrypt`. Thread-safe.
         """
+        hot = self.__dict__.get("_hot_records")
+        if hot is not None and self._keystore is not None:
+            out = hot_encrypt(
+                hot, self._keystore.cached_documents(), self._dek_cache, name, plaintext, aad
+            )
+            if out is not None:
+                return out
         from ekm.crypto import envelope
 
         if not isinstance(plaintext, (bytes, bytearray, memoryview)):
             raise InvalidError("plaintext must be bytes (encode text as UTF-8)")
         try:
+            doc = self._doc_before(name)
             wrapper = self._encryption_wrapper(name, audit=self._audit_datakey)
-            return envelope.encrypt(wrapper, bytes(plaintext), _aad(aad), cache=self.dek_cache)
+            cache = self.dek_cache
+            out = envelope.encrypt(wrapper, bytes(plaintext), _aad(aad), cache=cache)
         except EkmError as exc:
             self._failed("encrypt", name, None, exc)
             raise
+        if cache is not None:
+            remember_encrypt(self._hot(), name, doc, wrapper.version)
+        return out
+
+    def _hot(self) -> HotRecords:
+        hot = self.__dict__.get("_hot_records")
+        if hot is None:
+            section = self.config.sections["cache"]
+            hot = HotRecords(section["max_size"], float(section["ttl_seconds"]))
+            self.__dict__["_hot_records"] = hot
+        return hot
+
+    def _doc_before(self, name: Any) -> Any:
+        """The keystore's current document of ``name`` (None if not read yet), taken before
+        the full path checks it: a warm entry is tied to what was actually checked."""
+        if self._keystore is None or not isinstance(name, str):
+            return None
+        return self._keystore.cached_documents().get(name)
 
     def decrypt(self, blob: bytes, aad: bytes | str = b"") -> bytes:
         """The plaintext of a record made by :meth:`encrypt` (any non-retired version).
@@ -87,16 +121,46 @@ class DataOps(HandleOps):
         IntegrityError (exit 4) for anything not authentic; NotFoundError (3) for an unknown
         key or version; StateError (3) for a disabled or destroyed version.
         """
+        hot = self.__dict__.get("_hot_records")
+        if hot is not None and self._keystore is not None:
+            out = hot_decrypt(hot, self._keystore.cached_documents(), blob, aad)
+            if out is not None:
+                return out
         from ekm.crypto import envelope
 
         name = version = None
         try:
-            name, version, _kind = envelope.peek(blob)
-            resolve = _Resolver(self, self._audit_datakey)
-            return envelope.decrypt(blob, _aad(aad), resolve=resolve, cache=self.dek_cache)
+            parsed = envelope.parse(blob)  # parsed once: names the key for the audit too
+            name, version = parsed.key_name, parsed.version
+            doc = self._doc_before(name)
+            cache = self.dek_cache
+            out = envelope.decrypt_parsed(
+                parsed, _aad(aad), resolve=self._record_resolver(), cache=cache
+            )
+            if cache is not None:
+                warm = cache.decryption_entry(name, version, parsed.wrapped)
+                if warm is not None:
+                    remember_decrypt(self._hot(), blob, warm[0], doc, name, warm[1])
+            return out
         except EkmError as exc:
+            if name is None:
+                with contextlib.suppress(EkmError):
+                    name, version, _kind = envelope.peek(blob)
             self._failed("decrypt", name, version, exc)
             raise
+
+    def _record_resolver(self) -> Callable[[str, int], Any]:
+        """``resolve(name, version)`` for records: the state check and a counted wrapper
+        whose unwraps are audited (one record per data-key unwrap)."""
+        resolver = self.__dict__.get("_record_resolve")
+        if resolver is None:
+            audit = self._audit_datakey
+
+            def resolver(name: str, version: int) -> Any:
+                return self._resolve(name, version, audit=audit)
+
+            self.__dict__["_record_resolve"] = resolver
+        return resolver
 
     def rewrap(self, blob: bytes, name: str | None = None) -> bytes:
         """The record with its data key re-wrapped under the current primary (data untouched)."""

@@ -64,6 +64,7 @@ class OpsState:
 
     ledger: UsageLedger
     wrappers: dict[tuple[str, int], Any] = field(default_factory=dict)
+    counted: dict[tuple[str, int, Any], CountedWrapper] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     persist_lock: threading.Lock = field(default_factory=threading.Lock)
     executor: Any = None
@@ -145,9 +146,13 @@ class HandleOps:
         self.flush_usage()
         if self._dek_cache not in (None, False):
             self._dek_cache.clear()
+        hot = self.__dict__.get("_hot_records")
+        if hot is not None:
+            hot.clear()
         state = self.__dict__.get("_crypto_ops_state")
         if state is not None:
             state.wrappers.clear()
+            state.counted.clear()
             if state.executor is not None:
                 state.executor.shutdown(wait=True)
                 state.executor = None
@@ -207,8 +212,12 @@ class HandleOps:
 
     def _resolve(self, name: str, version: int | None = None, *, audit: Any = None) -> Any:
         """A counted wrapper for a usable version (the primary when ``version`` is None)."""
-        key, kv = self._usable(name, version)
+        key, kv = self._usable(name, version)  # the state check: on every call
         state = self._ops()
+        handle = (name, kv.version, audit)  # a CountedWrapper holds no per-call state
+        counted = state.counted.get(handle)
+        if counted is not None:
+            return counted
         with state.lock:
             inner = state.wrappers.get((name, kv.version))
         if inner is None:
@@ -216,7 +225,10 @@ class HandleOps:
             inner = self._inner_wrapper(key, kv)
             with state.lock:
                 state.wrappers[(name, kv.version)] = inner
-        return CountedWrapper(inner, state.ledger, audit)
+        counted = CountedWrapper(inner, state.ledger, audit)
+        with state.lock:
+            state.counted[handle] = counted
+        return counted
 
     def _encryption_wrapper(self, name: str, *, audit: Any = None) -> Any:
         """The primary version's wrapper: new data is only ever sealed under the primary."""

@@ -165,6 +165,50 @@ def test_short_reads_from_pipes(keyring):
     assert plain.getvalue() == data
 
 
+class TrickleInto(io.RawIOBase):
+    """A pipe-like reader with ``readinto`` (the zero-copy path) returning at most 7 bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self._buf = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def, override]
+        chunk = self._buf.read(min(len(b), 7))
+        b[: len(chunk)] = chunk
+        return len(chunk)
+
+
+class PartialSink(io.RawIOBase):
+    """An unbuffered sink that accepts at most 1000 bytes per write (as a raw fd may)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:  # type: ignore[no-untyped-def, override]
+        part = bytes(b[:1000])
+        self.data += part
+        return len(part)
+
+
+@pytest.mark.parametrize("size", [0, 1, SEG - 1, SEG, 3 * SEG, 3 * SEG + 5])
+def test_zero_copy_path_with_short_reads_and_partial_writes(keyring, size):
+    w = keyring.add("f", 1)
+    data = os.urandom(size)
+    sink = PartialSink()
+    assert stream.encrypt_stream(TrickleInto(data), sink, w, segment_size=SEG) == size
+    reference = io.BytesIO()
+    stream.decrypt_stream(io.BytesIO(bytes(sink.data)), reference, keyring)
+    assert reference.getvalue() == data
+    plain = PartialSink()
+    assert stream.decrypt_stream(TrickleInto(bytes(sink.data)), plain, keyring) == size
+    assert bytes(plain.data) == data
+
+
 def test_peek_names_slot_key(keyring):
     blob = _enc(keyring.add("backups", 4), b"x")
     assert envelope.peek(blob) == ("backups", 4, "stream")
