@@ -33,15 +33,15 @@ COMMANDS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("report", "Compliance", ("report",),
      "Write a security report: summary, compliance, due keys, audit log, alerts, changes."),
     ("encrypt", "Data", ("crypto",),
-     "Encrypt a file or stdin under a key's primary version (or to public keys)."),
+     "Encrypt files or stdin under a key's primary version (or to public keys)."),
     ("decrypt", "Data", ("crypto",),
-     "Verify and decrypt a file or stdin; the ciphertext names its key and version."),
+     "Verify and decrypt files or stdin; each ciphertext names its key and version."),
     ("rewrap", "Data", ("crypto",),
      "Re-seal files' data keys under their key's current primary (payload not re-encrypted)."),
     ("sign", "Data", ("signing",),
-     "Make a detached signature with a key's primary version (HSM keys sign in the token)."),
+     "Make detached signatures with a key's primary version (HSM keys sign in the token)."),
     ("verify", "Data", ("signing",),
-     "Verify a detached signature; it names the key and version that made it."),
+     "Verify detached signatures; each names the key and version that made it."),
 )  # fmt: skip
 
 PANELS = ("Set-up", "Keys", "Operations", "Compliance", "Data")

@@ -3,6 +3,8 @@
 Streaming in constant memory (about two 64 KiB segments), stdin/stdout when IN/OUT are absent
 or ``-``. An output *file* appears only when everything succeeded (temp file, fsync, rename);
 to stdout, each segment's plaintext is written only after it verified (as ``age -d`` does).
+Several inputs in one call (ekm/cli/batch.py): each output beside its input or in --out-dir,
+one report line and one audit record per file, the others go on when one fails.
 """
 
 from __future__ import annotations
@@ -14,12 +16,47 @@ from typing import Any
 
 import typer
 
-from ekm.cli import complete
+from ekm.cli import batch, complete
 from ekm.cli.app import app
 from ekm.cli.render import emit_json, message, warn
 from ekm.errors import InvalidError, NotFoundError, UsageError
 
-_IO = "Input file (default: stdin; - for stdin)."
+_IO = "Input files (default: stdin; - for stdin, once)."
+_OUT_DIR = "With several inputs: write each output into DIR (default: beside its input)."
+_FAIL_FAST = "Stop at the first file that fails (the rest are reported as skipped)."
+
+
+def _many(inputs: list[str] | None, out_dir: str | None) -> bool:
+    """True for the multi-file form: several inputs, or --out-dir."""
+    return len(inputs or []) > 1 or out_dir is not None
+
+
+def _check_multi(ctx: typer.Context, items: list[str], out: str | None, what: str) -> None:
+    if out is not None:
+        raise UsageError(
+            f"-o names one output; with several files each {what} goes beside its input "
+            "or into --out-dir DIR"
+        )
+    if batch.STDIN in items:
+        if ctx.obj.json:
+            raise UsageError(
+                "--json writes its report to stdout, where the output of - (stdin) would go; "
+                "drop --json or give - alone"
+            )
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write - (stdin)'s output to a terminal; use a pipe")
+
+
+def _finish(ctx: typer.Context, mgr: Any, verb: str, outcomes: list[batch.Outcome]) -> None:
+    for w in mgr.usage_warnings():
+        warn(w)
+    if ctx.obj.json:
+        emit_json(batch.summary(outcomes))
+    else:
+        message(batch.tally(verb, outcomes))
+    code = batch.exit_code(outcomes)
+    if code:
+        raise typer.Exit(code)
 
 
 def _open_input(stack: contextlib.ExitStack, path: str | None) -> Any:
@@ -58,7 +95,7 @@ def _report(ctx: typer.Context, mgr: Any, doc: dict[str, Any], text: str) -> Non
 @app.command("encrypt", rich_help_panel="Data")
 def encrypt(
     ctx: typer.Context,
-    inp: str | None = typer.Argument(None, metavar="[IN]", help=_IO),
+    inputs: list[str] | None = typer.Argument(None, metavar="[IN]...", help=_IO),
     key: str | None = typer.Option(
         None,
         "--key",
@@ -75,15 +112,46 @@ def encrypt(
         help="Seal to a public key instead (x25519, ml-kem-*, x25519-ml-kem-768); repeatable.",
     ),
     aad: str = typer.Option("", "--aad", metavar="TEXT", help="Associated data (not stored)."),
-    out: str | None = typer.Option(None, "--output", "-o", metavar="OUT", help="Output file."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing OUT."),
+    out: str | None = typer.Option(
+        None, "--output", "-o", metavar="OUT", help="Output file (one input)."
+    ),
+    out_dir: str | None = typer.Option(None, "--out-dir", metavar="DIR", help=_OUT_DIR),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help=_FAIL_FAST),
 ) -> None:
-    """Encrypt a file or stdin under a key's primary version (or to public keys).
+    """Encrypt files or stdin under a key's primary version (or to public keys).
+
+    One input goes to -o OUT or stdout; several (or --out-dir) each write IN.ekm beside the
+    input or DIR/NAME.ekm, with a report line and an audit record per file.
 
     Example: ekm encrypt --key database_encryption -o dump.sql.ekm dump.sql
+    Example: ekm encrypt --key backups --out-dir /srv/sealed logs/*.log
     """
     if bool(key) == bool(recipient):
         raise UsageError("give exactly one of --key NAME or --recipient NAME (repeatable)")
+    items = batch.check_inputs(inputs or [])
+    if _many(items, out_dir):
+        _check_multi(ctx, items, out, "ciphertext")
+        targets = batch.output_paths(items, out_dir, lambda p: p + ".ekm")
+        mgr = ctx.obj.manager()
+
+        def one(item: str, target: str | None) -> dict[str, Any]:
+            with contextlib.ExitStack() as stack:
+                src = _open_input(stack, item)
+                if target is None:
+                    n = mgr.encrypt_stream(src, sys.stdout.buffer, key, aad, recipients=recipient)
+                    sys.stdout.buffer.flush()
+                else:
+                    _check_paths(item, target)
+                    n = mgr.encrypt_file(src, target, key, aad, recipients=recipient, force=force)
+            return {"bytes": n, "key": key, "recipients": recipient}
+
+        outcomes = batch.run(
+            items, targets, one, fail_fast=fail_fast, on_ok=_said(ctx, "encrypted")
+        )
+        _finish(ctx, mgr, "encrypted", outcomes)
+        return
+    inp = items[0] if items else None
     to_stdout = _check_paths(inp, out)
     if to_stdout and sys.stdout.isatty() and not ctx.obj.json:
         raise UsageError("refusing to write ciphertext to a terminal; use -o FILE or a pipe")
@@ -105,15 +173,46 @@ def encrypt(
 @app.command("decrypt", rich_help_panel="Data")
 def decrypt(
     ctx: typer.Context,
-    inp: str | None = typer.Argument(None, metavar="[IN]", help=_IO),
+    inputs: list[str] | None = typer.Argument(None, metavar="[IN]...", help=_IO),
     aad: str = typer.Option("", "--aad", metavar="TEXT", help="The associated data used."),
-    out: str | None = typer.Option(None, "--output", "-o", metavar="OUT", help="Output file."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing OUT."),
+    out: str | None = typer.Option(
+        None, "--output", "-o", metavar="OUT", help="Output file (one input)."
+    ),
+    out_dir: str | None = typer.Option(None, "--out-dir", metavar="DIR", help=_OUT_DIR),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help=_FAIL_FAST),
 ) -> None:
-    """Verify and decrypt a file or stdin; the ciphertext names its key and version.
+    """Verify and decrypt files or stdin; each ciphertext names its key and version.
+
+    One input goes to -o OUT or stdout; several (or --out-dir) each write IN without its .ekm
+    beside the input or into DIR, with a report line and an audit record per file.
 
     Example: ekm decrypt -o dump.sql dump.sql.ekm
+    Example: ekm decrypt --out-dir restored/ sealed/*.ekm
     """
+    items = batch.check_inputs(inputs or [])
+    if _many(items, out_dir):
+        _check_multi(ctx, items, out, "plaintext")
+        targets = batch.output_paths(items, out_dir, _plain_name)
+        mgr = ctx.obj.manager()
+
+        def one(item: str, target: str | None) -> dict[str, Any]:
+            with contextlib.ExitStack() as stack:
+                src = _open_input(stack, item)
+                if target is None:
+                    n = mgr.decrypt_stream(src, sys.stdout.buffer, aad)
+                    sys.stdout.buffer.flush()
+                else:
+                    _check_paths(item, target)
+                    n = mgr.decrypt_file(src, target, aad, force=force)
+            return {"bytes": n}
+
+        outcomes = batch.run(
+            items, targets, one, fail_fast=fail_fast, on_ok=_said(ctx, "decrypted")
+        )
+        _finish(ctx, mgr, "decrypted", outcomes)
+        return
+    inp = items[0] if items else None
     to_stdout = _check_paths(inp, out)
     mgr = ctx.obj.manager()
     with contextlib.ExitStack() as stack:
@@ -132,18 +231,55 @@ def decrypt(
 def rewrap(
     ctx: typer.Context,
     files: list[str] = typer.Argument(..., metavar="FILE...", help="Encrypted files."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help=_FAIL_FAST),
 ) -> None:
     """Re-seal files' data keys under their key's current primary (payload not re-encrypted).
 
+    Each file is rewritten in place (atomically), with a report line and an audit record per
+    file; one that fails leaves the others going unless --fail-fast.
+
     Example: ekm rewrap backups/*.ekm
     """
+    items = batch.check_inputs(files)
+    if batch.STDIN in items:
+        raise UsageError("rewrap rewrites files in place; - (stdin) cannot be rewrapped")
     mgr = ctx.obj.manager()
-    results = [mgr.rewrap_file(f) for f in files]
-    if ctx.obj.json:
-        emit_json({"files": results})
-    else:
-        for r in results:
-            state = "rewrapped" if r["changed"] else "already current"
-            message(f"{r['path']}: {r['key']} v{r['from_version']} -> v{r['version']} ({state})")
+
+    def one(item: str, _target: str | None) -> dict[str, Any]:
+        return mgr.rewrap_file(item)
+
+    def said(o: batch.Outcome) -> None:
+        r = o.detail
+        state = "rewrapped" if r["changed"] else "already current"
+        message(f"{r['path']}: {r['key']} v{r['from_version']} -> v{r['version']} ({state})")
+
+    outcomes = batch.run(
+        items, items, one, fail_fast=fail_fast, on_ok=None if ctx.obj.json else said
+    )
     for w in mgr.usage_warnings():
         warn(w)
+    if ctx.obj.json:
+        emit_json(batch.summary(outcomes))
+    elif len(items) > 1:
+        message(batch.tally("rewrapped or checked", outcomes))
+    code = batch.exit_code(outcomes)
+    if code:
+        raise typer.Exit(code)
+
+
+def _plain_name(path: str) -> str:
+    """``x.ekm`` -> ``x``; an input without .ekm has no obvious output name."""
+    if path.endswith(".ekm") and len(Path(path).name) > 4:
+        return path[:-4]
+    raise UsageError(f"{path} does not end in .ekm, so its output has no name; use -o for it alone")
+
+
+def _said(ctx: typer.Context, verb: str) -> Any:
+    """The per-file success line of a text report (None with --json)."""
+    if ctx.obj.json:
+        return None
+
+    def say(o: batch.Outcome) -> None:
+        message(f"{verb} {o.input} -> {o.output} ({o.detail.get('bytes', 0)} bytes)")
+
+    return say
