@@ -100,32 +100,88 @@ def run(
     *,
     fail_fast: bool,
     on_ok: Callable[[Outcome], None] | None = None,
+    group: Any = None,
+    group_size: int = 256,
 ) -> list[Outcome]:
     """Call ``one(input, output)`` for each input; collect outcomes, never stop early unless
     ``fail_fast``. ``one`` returns the detail fields of the report (bytes, key...);
-    ``on_ok(outcome)`` prints the success line of a text report as each file is done."""
+    ``on_ok(outcome)`` prints the success line of a text report once a file is done.
+
+    With ``group`` (an active ekm.ops.file_batch.FileBatch) the audit records and outputs of
+    up to ``group_size`` files are committed together; a file counts as done only after that
+    commit, and stdin is processed on its own, outside any group.
+    """
     outcomes: list[Outcome] = []
+    pending: list[Outcome] = []
     stop = False
+    any_failed = False
+
+    def failed(outcome: Outcome, exc: EkmError) -> None:
+        nonlocal any_failed
+        any_failed = True
+        outcome.ok = False
+        outcome.code, outcome.error = exc.exit_code, exc.message
+        sys.stderr.write(f"ekm: error: {outcome.input}: {exc.message}\n")
+        sys.stderr.flush()
+
+    def done(outcome: Outcome) -> None:
+        outcome.ok = True
+        if on_ok is not None:
+            on_ok(outcome)
+
+    def settle() -> bool:
+        """Commit the pending group; False when its records could not be written."""
+        if not pending:
+            return True
+        from ekm.ops.file_batch import same_path
+
+        try:
+            errors = group.flush()
+        except EkmError as exc:
+            for outcome in pending:
+                failed(outcome, exc)
+            pending.clear()
+            return False
+        for outcome in pending:
+            err = errors.get(same_path(outcome.output)) if outcome.output else None
+            if err is not None:
+                failed(outcome, err)
+            else:
+                done(outcome)
+        pending.clear()
+        return True
+
     for item, target in zip(inputs, outputs, strict=True):
         shown = None if isinstance(target, EkmError) else (target or STDIN)
         outcome = Outcome(item, shown)
+        outcomes.append(outcome)
         if stop:
             outcome.skipped = True
-            outcomes.append(outcome)
             continue
         try:
             if isinstance(target, EkmError):
                 raise target
-            outcome.detail = one(item, target)
-            outcome.ok = True
-            if on_ok is not None:
-                on_ok(outcome)
+            if group is not None and item == STDIN:
+                if not settle() or (fail_fast and any_failed):
+                    outcome.skipped = stop = True
+                    continue
+                with group.paused():
+                    outcome.detail = one(item, target)
+                done(outcome)
+            elif group is not None:
+                outcome.detail = one(item, target)
+                pending.append(outcome)
+                if len(pending) >= group_size:
+                    stop = not settle()
+            else:
+                outcome.detail = one(item, target)
+                done(outcome)
         except EkmError as exc:
-            outcome.code, outcome.error = exc.exit_code, exc.message
-            sys.stderr.write(f"ekm: error: {item}: {exc.message}\n")
-            sys.stderr.flush()
-            stop = fail_fast
-        outcomes.append(outcome)
+            failed(outcome, exc)
+        if fail_fast and any_failed:
+            stop = True
+    if group is not None:
+        settle()
     return outcomes
 
 

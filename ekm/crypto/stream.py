@@ -20,6 +20,7 @@ segment verified. Memory use is about two segments whatever the file size.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import hmac
 import os
@@ -43,6 +44,13 @@ MAC_LEN = 32
 _FIXED = struct.Struct(">4sBI32sBH")  # magic, version, segment size, salt, slot kind, body len
 SLOT_WRAPPED_KEY = 0x01
 _COPY_CHUNK = 1024 * 1024
+
+#: Set by ekm/ops/file_batch.py while many files are processed in one call: ``_commit`` then
+#: hands the temporary file over (``keep(tmp, target, replace)``) instead of fsyncing and
+#: renaming it at once, and the batch commits every output after their audit records.
+DEFERRED_COMMITS: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "ekm_deferred_commits", default=None
+)
 
 
 @runtime_checkable
@@ -424,8 +432,10 @@ def _temp_beside(target: Path):
         with os.fdopen(fd, "wb") as fh:
             yield tmp, fh
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        batch = DEFERRED_COMMITS.get()
+        if batch is None or not batch.kept(tmp):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def _commit(tmp: Path, fh: BinaryIO, target: Path, *, replace: bool = True) -> None:
@@ -433,6 +443,12 @@ def _commit(tmp: Path, fh: BinaryIO, target: Path, *, replace: bool = True) -> N
     from ekm.fsutil import fsync_dir
 
     fh.flush()
+    batch = DEFERRED_COMMITS.get()
+    if batch is not None:
+        if not replace and (target.exists() or target.is_symlink()):
+            raise FileExistsError(target)
+        batch.keep(tmp, target, replace)
+        return
     os.fsync(fh.fileno())
     if replace:
         os.replace(tmp, target)

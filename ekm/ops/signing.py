@@ -286,8 +286,18 @@ def check_sig_target(path: str | os.PathLike[str], force: bool) -> Path:
 
 
 def write_signature(target: Path, doc: bytes) -> None:
-    """Write a signature document atomically (temp file, fsync, rename)."""
+    """Write a signature document atomically (temp file, fsync, rename).
+
+    Inside a multi-file call (ekm/ops/file_batch.py) the document is staged instead and
+    renamed into place after the group's audit records are durable.
+    """
+    from ekm.crypto.stream import DEFERRED_COMMITS
     from ekm.fsutil import atomic_write
+
+    batch = DEFERRED_COMMITS.get()
+    if batch is not None:
+        batch.stage(target, doc, replace=True)
+        return
 
     try:
         atomic_write(target, doc)

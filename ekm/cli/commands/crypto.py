@@ -20,6 +20,7 @@ from ekm.cli import batch, complete
 from ekm.cli.app import app
 from ekm.cli.render import emit_json, message, warn
 from ekm.errors import InvalidError, NotFoundError, UsageError
+from ekm.ops.file_batch import FileBatch
 
 _IO = "Input files (default: stdin; - for stdin, once)."
 _OUT_DIR = "With several inputs: write each output into DIR (default: beside its input)."
@@ -146,9 +147,11 @@ def encrypt(
                     n = mgr.encrypt_file(src, target, key, aad, recipients=recipient, force=force)
             return {"bytes": n, "key": key, "recipients": recipient}
 
-        outcomes = batch.run(
-            items, targets, one, fail_fast=fail_fast, on_ok=_said(ctx, "encrypted")
-        )
+        with FileBatch(mgr, "encrypt").active() as group:
+            outcomes = batch.run(
+                items, targets, one, fail_fast=fail_fast, on_ok=_said(ctx, "encrypted"),
+                group=group,
+            )  # fmt: skip
         _finish(ctx, mgr, "encrypted", outcomes)
         return
     inp = items[0] if items else None
@@ -207,9 +210,11 @@ def decrypt(
                     n = mgr.decrypt_file(src, target, aad, force=force)
             return {"bytes": n}
 
-        outcomes = batch.run(
-            items, targets, one, fail_fast=fail_fast, on_ok=_said(ctx, "decrypted")
-        )
+        with FileBatch(mgr, "decrypt").active() as group:
+            outcomes = batch.run(
+                items, targets, one, fail_fast=fail_fast, on_ok=_said(ctx, "decrypted"),
+                group=group,
+            )  # fmt: skip
         _finish(ctx, mgr, "decrypted", outcomes)
         return
     inp = items[0] if items else None
@@ -253,9 +258,11 @@ def rewrap(
         state = "rewrapped" if r["changed"] else "already current"
         message(f"{r['path']}: {r['key']} v{r['from_version']} -> v{r['version']} ({state})")
 
-    outcomes = batch.run(
-        items, items, one, fail_fast=fail_fast, on_ok=None if ctx.obj.json else said
-    )
+    with FileBatch(mgr, "rewrap").active() as group:
+        outcomes = batch.run(
+            items, items, one, fail_fast=fail_fast, on_ok=None if ctx.obj.json else said,
+            group=group,
+        )  # fmt: skip
     for w in mgr.usage_warnings():
         warn(w)
     if ctx.obj.json:

@@ -139,9 +139,13 @@ def _sign_many(
     def said(o: batch.Outcome) -> None:
         message(f"signed {o.input} with {key}: {o.output}")
 
-    outcomes = batch.run(
-        items, targets, one, fail_fast=fail_fast, on_ok=None if ctx.obj.json else said
-    )
+    from ekm.ops.file_batch import FileBatch
+
+    with FileBatch(mgr, "sign").active() as group:
+        outcomes = batch.run(
+            items, targets, one, fail_fast=fail_fast, on_ok=None if ctx.obj.json else said,
+            group=group,
+        )  # fmt: skip
     _finish(ctx, "signed", outcomes)
 
 
@@ -194,10 +198,13 @@ def verify(
             d = o.detail
             message(f"good signature on {o.input} by {d['key']} v{d['version']} ({d['algorithm']})")
 
-        outcomes = batch.run(
-            items, sigs, one, fail_fast=fail_fast,
-            on_ok=None if ctx.obj.json else said,
-        )  # fmt: skip
+        from ekm.ops.file_batch import FileBatch
+
+        with FileBatch(mgr, "verify").active() as group:
+            outcomes = batch.run(
+                items, sigs, one, fail_fast=fail_fast,
+                on_ok=None if ctx.obj.json else said, group=group,
+            )  # fmt: skip
         _finish(ctx, "verified", outcomes)
         return
     inp = items[0]
