@@ -1,167 +1,188 @@
 #!/usr/bin/env python3
-"""Throughput and memory of ekm's stream and record encryption, against age and raw AES-GCM.
+"""Streams: ``ekm encrypt``/``decrypt`` of a big file against age and raw AES-256-GCM.
 
-Usage: python3 benchmarks/bench_crypto.py [--size-mib 1024] [--records 200000]
+Run from the repository root:  python3 benchmarks/bench_crypto.py [--size-mib 1024] [--repeat 3]
 
-Streams: a file of --size-mib MiB in /tmp (deleted afterwards) is encrypted with
-``age -r <recipient>`` (age-keygen), with raw AES-256-GCM over 1 MiB chunks (the same file
-I/O, no format), and with ekm's stream format (encrypt and decrypt), each in a child process
-so that peak RSS (resource.getrusage ru_maxrss) is the child's own. Records: 100-byte values
-through envelope.encrypt with a warm data-key cache, against raw AESGCM with a random nonce.
-Timings are wall-clock, best of --repeat runs; they belong here, never in test asserts.
-The 1 MiB raw baseline is what the target names; a 64 KiB raw row is printed too, because
-1 MiB buffers are allocated with mmap/munmap per call and pay page faults that 64 KiB ones
-(and ekm's default segment) do not.
+Three tools, each a fresh process timed from start to exit (best of --repeat, alternated):
+
+* ``age`` (X25519 recipient, its own 64 KiB chunks);
+* **raw AES-256-GCM**, the floor: a Python child that does exactly ekm's reads and writes and
+  nothing else: ``readinto`` a reused 64 KiB buffer (ekm's segment size), ``encrypt_into`` /
+  ``decrypt_into`` a reused output buffer, counter nonces, buffered writes to the same sink;
+  to a file it writes a temporary file beside the target, fsyncs and renames it, as ekm does;
+* ``ekm`` itself, the command a user runs (start-up, unlock and audit record included).
+
+Three sinks each way: file -> file, file -> stdout redirected to /dev/null, and ``-o
+/dev/null``. Targets per sink and direction: ekm >= 1.5x age's speed and >= 80% of raw's;
+peak RSS (the child's own, wait4) < 64 MiB. ekm and raw fsync a file output; age does not.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
+from pathlib import Path
 
-MIB = 1024 * 1024
+import benchlib
+from benchlib import EKM, MIB, best, run, target
 
+SEGMENT = 64 * 1024
 
-def _child(mode: str, src: str, dst: str, seg: int) -> None:
-    """Run one streaming job in this (fresh) process and print its time and peak RSS."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    from ekm.crypto import stream
-    from ekm.crypto.wrapping import AeadWrapper
-
-    wrapper = AeadWrapper("bench", 1, "aes-256-gcm", b"k" * 32)
-    t0 = time.perf_counter()
-    with open(src, "rb", buffering=0) as fin, open(dst, "wb", buffering=0) as fout:
-        if mode in ("raw", "raw64k"):
-            aead = AESGCM(os.urandom(32))
-            size = MIB if mode == "raw" else 64 * 1024
-            while chunk := fin.read(size):
-                nonce = os.urandom(12)
-                fout.write(nonce + aead.encrypt(nonce, chunk, None))
-        elif mode == "encrypt":
-            stream.encrypt_stream(fin, fout, wrapper, b"bench", segment_size=seg)
-        else:
-            stream.decrypt_stream(fin, fout, lambda n, v: wrapper, b"bench")
-    elapsed = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": elapsed, "rss_mib": rss}))
-
-
-def _run_child(mode: str, src: str, dst: str, seg: int) -> dict:
-    if os.path.exists(dst):
-        os.unlink(dst)  # every job writes a new file: no truncation cost in anyone's time
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, src, dst, str(seg)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out)
-
-
-def _age(src: str, dst: str, recipient: str) -> dict:
-    if os.path.exists(dst):
-        os.unlink(dst)
-    t0 = time.perf_counter()
-    subprocess.run(["age", "-r", recipient, "-o", dst, src], check=True)
-    elapsed = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"seconds": elapsed, "rss_mib": rss}
+RAW = r"""
+import os, sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+mode, src, dst = sys.argv[1:4]
+seg, tag = 65536, 16
+aead = AESGCM(b"k" * 32)
+block = seg if mode == "encrypt" else seg + tag
+buf = memoryview(bytearray(block))
+out = memoryview(bytearray(seg + tag))
+op = aead.encrypt_into if mode == "encrypt" else aead.decrypt_into
+to_file = dst not in ("-", "/dev/null")
+if dst == "-":
+    sink = sys.stdout.buffer
+else:
+    target = dst + ".tmp" if to_file else dst
+    sink = open(target, "wb")
+with open(src, "rb") as fin:
+    i = 0
+    while n := fin.readinto(buf):
+        m = n + tag if mode == "encrypt" else n - tag
+        k = op(i.to_bytes(12, "big"), buf[:n], None, out[:m])
+        sink.write(out[:k])
+        i += 1
+sink.flush()
+if to_file:
+    os.fsync(sink.fileno())
+    sink.close()
+    os.replace(target, dst)
+    fd = os.open(os.path.dirname(dst) or ".", os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+"""
 
 
-def _best(fn, repeat: int) -> dict:
-    runs = [fn() for _ in range(repeat)]
-    return min(runs, key=lambda r: r["seconds"])
+def _jobs(direction: str, work: Path, inputs: dict[str, Path], env: dict, age_id: str,
+          recipient: str) -> dict[str, dict[str, object]]:  # fmt: skip
+    """sink -> tool -> job for one direction (encrypt or decrypt)."""
+    out = work / "out"
+    devnull = "/dev/null"
+
+    def fresh() -> None:
+        if out.exists():
+            out.unlink()  # every job writes a new file: nobody pays a truncation
+
+    def age(sink: str):  # type: ignore[no-untyped-def]
+        base = ["age", "-r", recipient] if direction == "encrypt" else ["age", "-d", "-i", age_id]
+        src = str(inputs["age"])
+
+        def job():  # type: ignore[no-untyped-def]
+            fresh()
+            if sink == "stdout":
+                with open(devnull, "wb") as null:
+                    return run([*base, src], env, stdout=null)
+            return run([*base, "-o", str(out) if sink == "file" else devnull, src], env)
+
+        return job
+
+    def raw(sink: str):  # type: ignore[no-untyped-def]
+        src = str(inputs["raw"])
+        dst = {"file": str(out), "stdout": "-", "devnull": devnull}[sink]
+
+        def job():  # type: ignore[no-untyped-def]
+            fresh()
+            argv = [sys.executable, "-c", RAW, direction, src, dst]
+            if sink == "stdout":
+                with open(devnull, "wb") as null:
+                    return run(argv, env, stdout=null)
+            return run(argv, env)
+
+        return job
+
+    def ekm(sink: str):  # type: ignore[no-untyped-def]
+        src = str(inputs["ekm"])
+        base = [EKM, "encrypt", "-k", "k000000"] if direction == "encrypt" else [EKM, "decrypt"]
+
+        def job():  # type: ignore[no-untyped-def]
+            fresh()
+            if sink == "stdout":
+                with open(devnull, "wb") as null:
+                    return run([*base, src], env, stdout=null)
+            target_ = str(out) if sink == "file" else devnull
+            return run([*base, "-o", target_, src], env)
+
+        return job
+
+    return {s: {"age": age(s), "raw": raw(s), "ekm": ekm(s)} for s in ("file", "stdout", "devnull")}
 
 
-def _records(n: int) -> tuple[float, float]:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    from ekm.crypto import envelope
-    from ekm.crypto.dekcache import DataKeyCache
-    from ekm.crypto.wrapping import AeadWrapper
-
-    value = os.urandom(100)
-    aead = AESGCM(os.urandom(32))
-    urandom = os.urandom
-    t0 = time.perf_counter()
-    for _ in range(n):
-        nonce = urandom(12)
-        aead.encrypt(nonce, value, b"aad")
-    raw = n / (time.perf_counter() - t0)
-    wrapper = AeadWrapper("bench", 1, "aes-256-gcm", os.urandom(32))
-    cache = DataKeyCache(max_size=16, ttl_seconds=3600, max_messages=2**20)
-    envelope.encrypt(wrapper, value, b"aad", cache=cache)  # warm
-    encrypt = envelope.encrypt
-    t0 = time.perf_counter()
-    for _ in range(n):
-        encrypt(wrapper, value, b"aad", cache=cache)
-    ours = n / (time.perf_counter() - t0)
-    return raw, ours
+def _ekm_accepts_devnull(env: dict, src: Path) -> bool:
+    res = subprocess.run([EKM, "encrypt", "-k", "k000000", "-o", "/dev/null", str(src)], env=env,
+                         capture_output=True, check=False)  # fmt: skip
+    return res.returncode == 0
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
-        return
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--size-mib", type=int, default=1024)
-    ap.add_argument("--records", type=int, default=200_000)
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--segment", type=int, default=64 * 1024)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-
-    work = tempfile.mkdtemp(prefix="ekm-bench-", dir="/tmp")
-    try:
-        src = os.path.join(work, "plain")
+    benchlib.compile_bytecode()
+    print(f"machine: {benchlib.machine()}")
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="ekm-streams-", dir="/tmp") as tmp:
+        work = Path(tmp)
+        home = benchlib.build_home(work / "home", 1, spread=False)
+        env = benchlib.user_env(EKM_HOME=str(home))
+        plain = work / "plain"
         block = os.urandom(MIB)
-        with open(src, "wb") as fh:
+        with open(plain, "wb") as fh:
             for _ in range(args.size_mib):
                 fh.write(block)
-        out = os.path.join(work, "out")
-        rows = []
-        if shutil.which("age") and shutil.which("age-keygen"):
-            keyfile = os.path.join(work, "age.key")
-            subprocess.run(["age-keygen", "-o", keyfile], check=True, capture_output=True)
-            recipient = subprocess.run(
-                ["age-keygen", "-y", keyfile], check=True, capture_output=True, text=True
-            ).stdout.strip()
-            rows.append(("age -r (encrypt)", _best(lambda: _age(src, out, recipient), args.repeat)))
-        rows.append(("raw AES-GCM, 1 MiB chunks", _best(
-            lambda: _run_child("raw", src, out, args.segment), args.repeat)))  # fmt: skip
-        rows.append(("raw AES-GCM, 64 KiB chunks", _best(
-            lambda: _run_child("raw64k", src, out, args.segment), args.repeat)))  # fmt: skip
-        rows.append(("ekm stream encrypt", _best(
-            lambda: _run_child("encrypt", src, out, args.segment), args.repeat)))  # fmt: skip
-        enc = os.path.join(work, "enc")
-        os.replace(out, enc)
-        rows.append(("ekm stream decrypt", _best(
-            lambda: _run_child("decrypt", enc, out, args.segment), args.repeat)))  # fmt: skip
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-    base = {name: r for name, r in rows}
-    print(f"streams: {args.size_mib} MiB, segment {args.segment} B, best of {args.repeat}")
-    print(f"{'job':<28}{'seconds':>9}{'MiB/s':>9}{'peak RSS MiB':>14}{'vs age':>8}{'vs raw':>8}")
-    for name, r in rows:
-        mibs = args.size_mib / r["seconds"]
-        vs_age = base.get("age -r (encrypt)")
-        vs_raw = base["raw AES-GCM, 1 MiB chunks"]
-        a = f"{vs_age['seconds'] / r['seconds']:.2f}x" if vs_age else "-"
-        w = f"{vs_raw['seconds'] / r['seconds']:.0%}"
-        print(f"{name:<28}{r['seconds']:>9.2f}{mibs:>9.0f}{r['rss_mib']:>14.1f}{a:>8}{w:>8}")
-    raw, ours = _records(args.records)
-    print(f"\nrecords: {args.records} x 100-byte values, warm data-key cache")
-    print(f"{'raw AESGCM (random nonce)':<28}{raw:>12,.0f} ops/s")
-    print(f"{'ekm envelope.encrypt':<28}{ours:>12,.0f} ops/s  ({ours / raw:.0%} of raw)")
+        age_id = str(work / "age.key")
+        subprocess.run(["age-keygen", "-o", age_id], check=True, capture_output=True)
+        recipient = subprocess.run(["age-keygen", "-y", age_id], check=True, capture_output=True,
+                                   text=True).stdout.strip()  # fmt: skip
+        sealed = {"age": work / "p.age", "raw": work / "p.raw", "ekm": work / "p.ekm"}
+        run(["age", "-r", recipient, "-o", str(sealed["age"]), str(plain)], env)
+        run([sys.executable, "-c", RAW, "encrypt", str(plain), str(sealed["raw"])], env)
+        run([EKM, "encrypt", "-k", "k000000", "-o", str(sealed["ekm"]), str(plain)], env)
+        devnull_ok = _ekm_accepts_devnull(env, plain)
+        print(f"streams: {args.size_mib} MiB, 64 KiB chunks, best of {args.repeat}, "
+              "each a fresh process timed start to exit")  # fmt: skip
+        print(f"{'direction':9}{'sink':9}{'tool':6}{'seconds':>9}{'MiB/s':>8}{'RSS MiB':>9}"
+              f"{'vs age':>8}{'vs raw':>8}")  # fmt: skip
+        for direction in ("encrypt", "decrypt"):
+            inputs = {t: plain for t in ("age", "raw", "ekm")} if direction == "encrypt" else sealed
+            for sink, tools in _jobs(direction, work, inputs, env, age_id, recipient).items():
+                if sink == "devnull" and not devnull_ok:
+                    tools = {k: v for k, v in tools.items() if k != "ekm"}
+                rows = best(tools, args.repeat)  # type: ignore[arg-type]
+                for tool, r in rows.items():
+                    vs_age = rows["age"].seconds / r.seconds
+                    vs_raw = rows["raw"].seconds / r.seconds
+                    print(f"{direction:9}{sink:9}{tool:6}{r.seconds:>9.2f}"
+                          f"{args.size_mib / r.seconds:>8.0f}{r.rss_mib:>9.1f}"
+                          f"{vs_age:>7.2f}x{vs_raw:>7.0%}")  # fmt: skip
+                if "ekm" not in rows:
+                    ok &= target(f"stream {direction} -o /dev/null", "refused by ekm",
+                                 "accepted, >= 1.5x age", False)  # fmt: skip
+                    continue
+                e = rows["ekm"]
+                label = {"file": "file->file", "stdout": "file->stdout", "devnull": "-o /dev/null"}
+                vs_age = rows["age"].seconds / e.seconds
+                vs_raw = rows["raw"].seconds / e.seconds
+                ok &= target(f"stream {direction} {label[sink]} vs age", f"{vs_age:.2f}x",
+                             ">= 1.5x", vs_age >= 1.5)  # fmt: skip
+                ok &= target(f"stream {direction} {label[sink]} vs raw AES-GCM", f"{vs_raw:.0%}",
+                             ">= 80%", vs_raw >= 0.8)  # fmt: skip
+                ok &= target(f"stream {direction} {label[sink]} peak RSS",
+                             f"{e.rss_mib:.0f} MiB", "< 64 MiB", e.rss_mib < 64)  # fmt: skip
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
