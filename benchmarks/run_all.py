@@ -1,46 +1,74 @@
 #!/usr/bin/env python3
-"""Run every benchmark in benchmarks/ with short settings and summarise ekm against its peers.
+"""Run every benchmark in one go, print each target with its ratio and PASS/FAIL, and
+regenerate the figures block of README.md (and of its translations) from this very run.
 
-Run from the repository root:  python3 benchmarks/run_all.py [--long] [--only NAME ...]
+Run from the repository root:  python3 benchmarks/run_all.py [--quick] [--only NAME ...]
 
-Each ``bench_*.py`` script (and any added later) runs in its own process, one after the other
-so they do not compete for the 2 cores. ``SHORT`` holds the quick arguments of the scripts we
-know (seconds, not minutes); a new script runs with its own defaults unless it is added there.
-``--long`` runs every script with its defaults. Each script's own report is printed in full;
-then one table lists, per script, its exit status, its wall time and the lines where it
-compares ekm with a peer measured in the same run (ratios, overheads, "x python", "vs").
+Each ``bench_*.py`` script runs in its own process, one after the other so they do not compete
+for the cores. Scripts print ``TARGET name | measured | limit | PASS|FAIL`` lines
+(benchmarks/benchlib.py); the others (pq, hsm, audit, report, rotate) print comparison lines,
+which are collected too. A full run (no --quick, no --only) rewrites the block between the
+``benchmarks:start`` and ``benchmarks:end`` markers of each README with the date, the CPU model,
+the load and every figure of this run: the READMEs hold no speed figure this does not print.
+``--quick`` uses small sizes for development and leaves the READMEs alone.
 crash_soak.py is not a benchmark of speed and runs only with ``--only crash_soak``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
 
-#: Quick arguments per script: the whole suite runs in a few minutes on 2 cores.
-SHORT: dict[str, list[str]] = {
-    "bench_crypto": ["--size-mib", "64", "--records", "20000", "--repeat", "1"],
+import benchlib  # noqa: E402
+
+READMES = ("README.md", "README.fr.md", "README.de.md")
+START = "<!-- benchmarks:start"
+END = "<!-- benchmarks:end -->"
+
+#: The settings of the README's figures: the sizes the targets are defined at.
+FULL: dict[str, list[str]] = {
+    "bench_startup": ["--runs", "15"],
+    "bench_crypto": ["--size-mib", "1024", "--repeat", "3"],
+    "bench_records": ["--records", "200000", "--repeat", "5"],
+    "bench_many": ["--files", "1000", "--repeat", "3"],
+    "bench_scale": ["--sizes", "1000,10000,100000", "--repeat", "3",
+                    "--records", "10000,100000,1000000"],
+    "bench_rotate": ["--check-sizes", "1000", "--rotate-keys", "1000", "--repeat", "1"],
     "bench_pq": ["--seconds", "0.3"],
     "bench_hsm": ["--seconds", "0.5"],
-    "bench_audit": ["--keys", "2000", "--repeat", "1"],
+    "bench_audit": ["--keys", "10000", "--repeat", "1"],
     "bench_report": ["--keys", "1000", "--records", "10000"],
-    "bench_startup": ["--runs", "5", "--sizes", "1000"],
     "crash_soak": ["--kills", "50"],
+}  # fmt: skip
+#: Small sizes for a development run (minutes); the README is not touched.
+QUICK: dict[str, list[str]] = {
+    **FULL,
+    "bench_startup": ["--runs", "5"],
+    "bench_crypto": ["--size-mib", "128", "--repeat", "1"],
+    "bench_records": ["--records", "30000", "--repeat", "2"],
+    "bench_many": ["--files", "200", "--repeat", "1"],
+    "bench_scale": ["--sizes", "1000,10000", "--repeat", "1", "--records", "10000,100000"],
+    "bench_audit": ["--keys", "2000", "--repeat", "1"],
 }
 EXPLICIT_ONLY = {"crash_soak"}
 COMPARISON = re.compile(r"ratio|overhead|x python|\bvs\b|versus|relative|\d+(\.\d+)?x\b", re.I)
+TARGET = re.compile(r"^TARGET (.+?) \| (.+?) \| (.+?) \| (PASS|FAIL)$")
 
 
 def comparison_lines(out: str) -> list[str]:
     """Lines comparing ekm with a peer: a matching header and the table rows under it."""
     picked: list[str] = []
-    rows = out.splitlines()
+    rows = [r for r in out.splitlines() if not r.startswith("TARGET ")]
     i = 0
     while i < len(rows):
         if COMPARISON.search(rows[i]):
@@ -53,53 +81,103 @@ def comparison_lines(out: str) -> list[str]:
 
 
 def scripts(only: list[str]) -> list[Path]:
-    found = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
+    found = sorted(p for p in HERE.glob("*.py") if p.stem.startswith(("bench_", "crash_soak")))
     names = {p.stem for p in found}
     if only:
         unknown = set(only) - names
         if unknown:
             sys.exit(f"no such benchmark: {', '.join(sorted(unknown))}")
         return [p for p in found if p.stem in only]
-    return [p for p in found if p.stem.startswith("bench_") and p.stem not in EXPLICIT_ONLY]
+    return [p for p in found if p.stem not in EXPLICIT_ONLY]
+
+
+def readme_block(started: datetime, load: str, minutes: float, targets: list[tuple[str, ...]],
+                 others: list[tuple[str, list[str]]]) -> str:  # fmt: skip
+    lines = [
+        f"{START} (generated by python3 benchmarks/run_all.py: do not edit) -->",
+        f"Measured {started:%Y-%m-%d %H:%M} UTC on {benchlib.cpu_model()}, "
+        f"{os.cpu_count()} cores (load average {load} at the start; the machine was shared), "
+        f"Python {sys.version.split()[0]}, in one run of `python3 benchmarks/run_all.py` "
+        f"({minutes:.0f} min). Each target is a ratio or a time measured in that run, best of N, "
+        "against a baseline doing the same work (see benchmarks/).",
+        "",
+        "| target | measured | limit | result |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {n} | {m} | {lim} | {r} |" for n, m, lim, r in targets]
+    if others:
+        lines += ["", "Other comparisons printed by the same run:", "", "```text"]
+        for name, rows in others:
+            lines += [f"{name}:"] + [f"  {row}" for row in rows[:8]]
+        lines += ["```"]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_readmes(block: str) -> list[str]:
+    written = []
+    for name in READMES:
+        path = ROOT / name
+        text = path.read_text(encoding="utf-8")
+        start, end = text.find(START), text.find(END)
+        if start < 0 or end < start:
+            print(f"{name}: no {START} ... {END} block; not updated", file=sys.stderr)
+            continue
+        path.write_text(text[:start] + block + text[end + len(END) :], encoding="utf-8")
+        written.append(name)
+    return written
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--long", action="store_true", help="each script's own (long) defaults")
-    ap.add_argument("--only", nargs="*", default=[], metavar="NAME", help="e.g. bench_pq")
-    ap.add_argument("--timeout", type=float, default=1800, help="per script, seconds")
+    ap.add_argument("--quick", action="store_true", help="small sizes; README untouched")
+    ap.add_argument("--only", nargs="*", default=[], metavar="NAME", help="e.g. bench_crypto")
+    ap.add_argument("--no-readme", action="store_true", help="print only")
+    ap.add_argument("--timeout", type=float, default=3600, help="per script, seconds")
     args = ap.parse_args()
-    summary = []
+    settings = QUICK if args.quick else FULL
+    started = datetime.now(timezone.utc)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"machine: {benchlib.machine()}; started {started:%Y-%m-%d %H:%M} UTC")
+    t_all = time.perf_counter()
+    summary, targets, others = [], [], []
     for script in scripts(args.only):
-        extra = [] if args.long else SHORT.get(script.stem, [])
+        extra = settings.get(script.stem, [])
         cmd = [sys.executable, str(script), *extra]
         print(f"\n=== {script.name} {' '.join(extra)}", flush=True)
         start = time.perf_counter()
         try:
-            res = subprocess.run(
-                cmd, cwd=HERE.parent, capture_output=True, text=True, timeout=args.timeout,
-                check=False,
-            )  # fmt: skip
+            res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                                 timeout=args.timeout, check=False)  # fmt: skip
             out, code = res.stdout + res.stderr, res.returncode
         except subprocess.TimeoutExpired:
             out, code = "", "timeout"
         seconds = time.perf_counter() - start
-        print(out.rstrip())
-        lines = comparison_lines(out)
-        status = "ok" if code == 0 else f"exit {code}"
-        if code != 0 and re.search(r"skip|not installed|not found", out, re.I):
+        print(out.rstrip(), flush=True)
+        mine = [m.groups() for m in map(TARGET.match, out.splitlines()) if m]
+        targets += mine
+        if not mine:
+            others.append((script.stem, comparison_lines(out)))
+        skipped = code != 0 and re.search(r"skip|not installed|not found", out, re.I)
+        status = "ok" if code == 0 else ("targets missed" if mine else f"exit {code}")
+        if skipped and not mine:
             status = f"skipped ({code})"
-        summary.append((script.stem, status, seconds, lines))
-    print("\n=== summary: ekm against its peers, measured in this run")
-    print(f"{'benchmark':16}{'status':>14}{'wall s':>9}  comparisons")
-    failed = 0
-    for name, status, seconds, lines in summary:
-        failed += not status.startswith(("ok", "skipped"))
-        first, *rest = lines or ["(no comparison line printed)"]
-        print(f"{name:16}{status:>14}{seconds:>9.1f}  {first[:110]}")
-        for line in rest[:16]:
-            print(f"{'':41}{line[:110]}")
-    return 1 if failed else 0
+        summary.append((script.stem, status, seconds))
+    minutes = (time.perf_counter() - t_all) / 60
+    print("\n=== scripts")
+    for name, status, seconds in summary:
+        print(f"{name:16}{status:>16}{seconds:>9.1f} s")
+    print("\n=== targets, measured in this run")
+    width = max((len(t[0]) for t in targets), default=10)
+    for name, measured, limit, result in targets:
+        print(f"{name:<{width}}  {measured:<44} {limit:<14} {result}")
+    passed = sum(t[3] == "PASS" for t in targets)
+    print(f"{passed} of {len(targets)} targets met")
+    if not (args.quick or args.only or args.no_readme):
+        block = readme_block(started, load, minutes, targets, [o for o in others if o[1]])
+        print("README figures regenerated:", ", ".join(write_readmes(block)) or "none")
+    crashed = [s for s in summary if s[1].startswith(("exit", "timeout"))]
+    return 1 if crashed or passed < len(targets) else 0
 
 
 if __name__ == "__main__":
