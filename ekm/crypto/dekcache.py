@@ -93,11 +93,16 @@ class DataKeyCache:
         key schedule is not redone per record). An entry that reached ``max_messages`` uses is
         dropped, and the caller makes (and caches) a fresh data key.
         """
-        with self._lock:
-            k = ("e", key_name, version)
-            entry = self._get(k, self._now(now))
+        k = ("e", key_name, version)
+        t = self._clock() if now is None else now
+        with self._lock:  # _get inlined: this runs once per record on the warm path
+            entry = self._entries.get(k)
             if entry is None:
                 return None
+            if t - entry.created >= self.ttl_seconds or t < entry.created:
+                del self._entries[k]
+                return None
+            self._entries.move_to_end(k)
             entry.uses += 1
             if entry.uses >= self.max_messages:
                 del self._entries[k]
