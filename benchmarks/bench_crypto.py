@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 import benchlib
-from benchlib import EKM, MIB, best, run, target
+from benchlib import EKM_ARGV, MIB, best, run, target
 
 SEGMENT = 64 * 1024
 
@@ -94,7 +94,7 @@ def _jobs(direction: str, work: Path, inputs: dict[str, Path], env: dict, age_id
 
         def job():  # type: ignore[no-untyped-def]
             fresh()
-            argv = [sys.executable, "-c", RAW, direction, src, dst]
+            argv = [*benchlib.PY, "-c", RAW, direction, src, dst]
             if sink == "stdout":
                 with open(devnull, "wb") as null:
                     return run(argv, env, stdout=null)
@@ -104,7 +104,10 @@ def _jobs(direction: str, work: Path, inputs: dict[str, Path], env: dict, age_id
 
     def ekm(sink: str):  # type: ignore[no-untyped-def]
         src = str(inputs["ekm"])
-        base = [EKM, "encrypt", "-k", "k000000"] if direction == "encrypt" else [EKM, "decrypt"]
+        if direction == "encrypt":
+            base = [*EKM_ARGV, "encrypt", "-k", "k000000"]
+        else:
+            base = [*EKM_ARGV, "decrypt"]
 
         def job():  # type: ignore[no-untyped-def]
             fresh()
@@ -120,8 +123,8 @@ def _jobs(direction: str, work: Path, inputs: dict[str, Path], env: dict, age_id
 
 
 def _ekm_accepts_devnull(env: dict, src: Path) -> bool:
-    res = subprocess.run([EKM, "encrypt", "-k", "k000000", "-o", "/dev/null", str(src)], env=env,
-                         capture_output=True, check=False)  # fmt: skip
+    argv = [*EKM_ARGV, "encrypt", "-k", "k000000", "-o", "/dev/null", str(src)]
+    res = subprocess.run(argv, env=env, capture_output=True, check=False)
     return res.returncode == 0
 
 
@@ -148,8 +151,8 @@ def main() -> int:
                                    text=True).stdout.strip()  # fmt: skip
         sealed = {"age": work / "p.age", "raw": work / "p.raw", "ekm": work / "p.ekm"}
         run(["age", "-r", recipient, "-o", str(sealed["age"]), str(plain)], env)
-        run([sys.executable, "-c", RAW, "encrypt", str(plain), str(sealed["raw"])], env)
-        run([EKM, "encrypt", "-k", "k000000", "-o", str(sealed["ekm"]), str(plain)], env)
+        run([*benchlib.PY, "-c", RAW, "encrypt", str(plain), str(sealed["raw"])], env)
+        run([*EKM_ARGV, "encrypt", "-k", "k000000", "-o", str(sealed["ekm"]), str(plain)], env)
         devnull_ok = _ekm_accepts_devnull(env, plain)
         print(f"streams: {args.size_mib} MiB, 64 KiB chunks, best of {args.repeat}, "
               "each a fresh process timed start to exit")  # fmt: skip

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import benchlib
-from benchlib import EKM, best, run, target
+from benchlib import EKM_ARGV, best, run, target
 
 
 def main() -> int:
@@ -35,7 +35,7 @@ def main() -> int:
         work = Path(tmp)
         home = benchlib.build_home(work / "home", 1, spread=False)
         env = benchlib.user_env(EKM_HOME=str(home))
-        run([EKM, "generate", "signer", "--type", "ed25519"], env)
+        run([*EKM_ARGV, "generate", "signer", "--type", "ed25519"], env)
         src = work / "in"
         src.mkdir()
         files = []
@@ -51,28 +51,29 @@ def main() -> int:
 
         def enc_many() -> benchlib.Run:
             fresh(sealed)
-            return run([EKM, "encrypt", "-k", "k000000", "--out-dir", str(sealed), *files], env)
+            argv = [*EKM_ARGV, "encrypt", "-k", "k000000", "--out-dir", str(sealed), *files]
+            return run(argv, env)
 
         enc_many()
         sealed_files = sorted(str(p) for p in sealed.iterdir())
 
         def dec_many() -> benchlib.Run:
             fresh(opened)
-            return run([EKM, "decrypt", "--out-dir", str(opened), *sealed_files], env)
+            return run([*EKM_ARGV, "decrypt", "--out-dir", str(opened), *sealed_files], env)
 
         def sign_many() -> benchlib.Run:
             fresh(sigs)
-            return run([EKM, "sign", "-k", "signer", "--out-dir", str(sigs), *files], env)
+            return run([*EKM_ARGV, "sign", "-k", "signer", "--out-dir", str(sigs), *files], env)
 
-        run([EKM, "sign", "-k", "signer", *files], env)  # FILE.sig beside each, for verify
+        run([*EKM_ARGV, "sign", "-k", "signer", *files], env)  # FILE.sig beside each, for verify
 
         jobs = {
-            "encrypt, 1 file": lambda: run([EKM, "encrypt", "-k", "k000000", "-o",
+            "encrypt, 1 file": lambda: run([*EKM_ARGV, "encrypt", "-k", "k000000", "-o",
                                             str(work / "one.ekm"), "--force", files[0]], env),
             f"encrypt, {args.files} files": enc_many,
             f"decrypt, {args.files} files": dec_many,
             f"sign, {args.files} files": sign_many,
-            f"verify, {args.files} files": lambda: run([EKM, "verify", *files], env),
+            f"verify, {args.files} files": lambda: run([*EKM_ARGV, "verify", *files], env),
         }  # fmt: skip
         rows = best(jobs, args.repeat)
     single = rows["encrypt, 1 file"].seconds

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import benchlib
-from benchlib import EKM, best, run, target
+from benchlib import EKM_ARGV, best, run, target
 
 COMMANDS = {
     "rotate --check": (["rotate", "--check"], 0.5),
@@ -75,7 +75,7 @@ def main() -> int:
             print(f"home of {n:,} keys ready in {time.perf_counter() - t0:.1f} s", flush=True)
             env = benchlib.user_env(EKM_HOME=str(home))
             jobs = {
-                name: (lambda argv=argv, env=env: run([EKM, *argv], env, ok=(0, 1)))
+                name: (lambda argv=argv, env=env: run([*EKM_ARGV, *argv], env, ok=(0, 1)))
                 for name, (argv, _limit) in COMMANDS.items()
             }
             table[n] = best(jobs, args.repeat if n <= 10_000 else 1)

@@ -7,6 +7,11 @@ benchmarks/run_all.py collects them into one table (and README.md's). Rules kept
 * child processes get the environment a user has: ``PYTHONDONTWRITEBYTECODE`` removed and the
   package byte-compiled first (an installed wheel ships .pyc files; an editable checkout run
   with that variable would recompile every module on every start);
+* Python children, the ``python -c pass`` floor included, run as ``python -S`` with
+  ``PYTHONPATH`` = this checkout + the interpreter's site-packages: no ``.pth`` processing, so
+  the import hook of an editable install (``pip install -e``), which costs about as much as
+  the interpreter start itself, is in neither the floor nor ekm, as with an installed wheel;
+  ``ekm`` is run exactly as its console script does (``from ekm.cli.main import run``);
 * peak RSS is the child's own (``os.wait4``), never the parent's.
 """
 
@@ -24,8 +29,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-EKM = shutil.which("ekm", path=str(Path(sys.executable).parent)) or "ekm"
 MIB = 1024 * 1024
+SITE = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+#: ``python`` for children: no site processing (see the module doc).
+PY = [sys.executable, "-S"]
+#: The ``ekm`` command, as the console script runs it, without site processing.
+EKM_ARGV = [*PY, "-c", "from ekm.cli.main import run; run()"]
 
 
 def cpu_model() -> str:
@@ -54,7 +63,7 @@ def user_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("EKM_", "VAULT_")) and k != "PYTHONDONTWRITEBYTECODE"
     }
-    env.update(NO_COLOR="1", COLUMNS="200")
+    env.update(NO_COLOR="1", COLUMNS="200", PYTHONPATH=os.pathsep.join([str(ROOT), *SITE]))
     env.update(extra)
     return env
 
