@@ -45,7 +45,7 @@ def audit_log_rates(work: Path, lengths: list[int]) -> list[tuple[int, float]]:
                   "bytes": i} for i in range(start, min(n, start + chunk))]
             )  # fmt: skip
         best_s = float("inf")
-        for _ in range(3):
+        for _ in range(3 if n <= 100_000 else 1):
             t0 = time.perf_counter()
             result = log.verify()
             best_s = min(best_s, time.perf_counter() - t0)
@@ -58,7 +58,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--records", default="10000,100000,1000000")
+    ap.add_argument("--records", default="10000,100000,300000")
     ap.add_argument("--workdir", help="keep the built homes here (default: a temp dir)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]

@@ -42,7 +42,7 @@ FULL: dict[str, list[str]] = {
     "bench_records": ["--records", "200000", "--repeat", "5"],
     "bench_many": ["--files", "1000", "--repeat", "3"],
     "bench_scale": ["--sizes", "1000,10000,100000", "--repeat", "3",
-                    "--records", "10000,100000,1000000"],
+                    "--records", "10000,100000,300000"],
     "bench_rotate": ["--check-sizes", "1000", "--rotate-keys", "1000", "--repeat", "1"],
     "bench_pq": ["--seconds", "0.3"],
     "bench_hsm": ["--seconds", "0.5"],
