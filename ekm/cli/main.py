@@ -141,6 +141,32 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
             return quick
     debug = "--debug" in args
+    try:
+        return _main(args, debug, completing)
+    except ModuleNotFoundError as exc:  # typer, rich, ... themselves: the CLI could not start
+        return _missing_module(exc, debug)
+
+
+def _missing_module(exc: ModuleNotFoundError, debug: bool) -> int:
+    """One line naming the package to install (exit 5); an ``ekm.*`` module is a bug (70)."""
+    from ekm.dependencies import missing_dependency
+
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    error = missing_dependency(exc)
+    if error is None:
+        sys.stderr.write(
+            f"ekm: internal error: ModuleNotFoundError: {exc.name} "
+            "(a broken ekm install: reinstall it; rerun with --debug and report it)\n"
+        )
+        return EXIT_INTERNAL
+    sys.stderr.write(f"ekm: error: {error.message}\n")
+    return error.exit_code
+
+
+def _main(args: list[str], debug: bool, completing: bool) -> int:
     import typer
 
     try:  # typer >= 0.26 ships its own copy of click; older ones use click itself
@@ -184,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         code = 0
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    except ModuleNotFoundError as exc:  # an environment that lost a dependency of a command
+        code = _missing_module(exc, debug)
     except Exception as exc:  # a bug: one line, never secrets (type and location only)
         if debug:
             import traceback
