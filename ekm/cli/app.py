@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "signing",
     "apikey",
     "report",
+    "completion",
 ]
 
 

@@ -228,14 +228,16 @@ def split_doc(text: str | None) -> tuple[list[str], list[str]]:
 # ------------------------------------------------------------------------------------------
 # Completions
 # ------------------------------------------------------------------------------------------
-def completion_scripts() -> dict[str, str]:
-    """completions/ file name -> script, exactly what ``_EKM_COMPLETE=source_SHELL ekm`` prints."""
+def completion_script(shell: str) -> str:
+    """The script for ``shell``, exactly what ``_EKM_COMPLETE=source_SHELL ekm`` prints."""
     from typer._completion_shared import get_completion_script
 
-    return {
-        fname: get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell) + "\n"
-        for fname, shell in COMPLETION_FILES.items()
-    }
+    return get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell) + "\n"
+
+
+def completion_scripts() -> dict[str, str]:
+    """completions/ file name -> script (``ekm completion SHELL`` prints the same)."""
+    return {fname: completion_script(shell) for fname, shell in COMPLETION_FILES.items()}
 
 
 # ------------------------------------------------------------------------------------------

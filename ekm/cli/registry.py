@@ -17,6 +17,8 @@ import textwrap
 COMMANDS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("deploy", "Set-up", ("deploy",),
      "Deploy ekm: home (0700), ekm.toml, master key, audit log and the configured key set."),
+    ("completion", "Set-up", ("completion",),
+     "Print the completion script for SHELL (bash, zsh or fish) on stdout."),
     ("generate", "Keys", ("generate",),
      "Generate keys. An existing NAME is an error: use `ekm rotate NAME`."),
     ("status", "Keys", ("status",),
