@@ -664,6 +664,18 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
     # ------------------------------------------------------------------------------------
     # Read
     # ------------------------------------------------------------------------------------
+    def kept_in(self, key_backend: str) -> str:
+        """Where a key with this metadata ``backend`` is kept, as ``ekm status`` shows it.
+
+        A key's own backend is ``pkcs11`` (its material is an object in the token) or ``file``
+        (its material is wrapped inside the key's document); that document lives where the
+        keystore does, so with ``[storage] backend = "vault"`` a ``file`` key is kept in Vault.
+        Read from the config alone: no connection is made.
+        """
+        if key_backend == "file" and self.config.get("storage", "backend") == "vault":
+            return "vault"
+        return key_backend
+
     def list_keys(self) -> list[Key]:
         """Every key's metadata (no master key needed)."""
         return self.keystore.load_all()
@@ -737,7 +749,7 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
                         "name": name,
                         "type": str(meta["type"]),
                         "usage": str(meta["usage"]),
-                        "backend": str(meta.get("backend", "file")),
+                        "backend": self.kept_in(str(meta.get("backend", "file"))),
                         "primary_version": primary,
                         "versions": versions,
                         "next_rotation": iso(nxt) if nxt else None,

@@ -86,7 +86,7 @@ def generate(
                         "name": k.name,
                         "type": k.type.value,
                         "usage": k.usage.value,
-                        "backend": k.backend,
+                        "backend": mgr.kept_in(k.backend),
                         "version": 1,
                     }
                     for k in keys
@@ -100,6 +100,6 @@ def generate(
     table(
         None,
         ["name", "type", "usage", "backend", "version"],
-        [[k.name, k.type.value, k.usage.value, k.backend, "1"] for k in keys],
+        [[k.name, k.type.value, k.usage.value, mgr.kept_in(k.backend), "1"] for k in keys],
     )
     message(f"generated {len(keys)} key{'s' if len(keys) != 1 else ''}")

@@ -33,7 +33,7 @@ def list_keys(ctx: typer.Context) -> None:
                         "name": k.name,
                         "type": k.type.value,
                         "usage": k.usage.value,
-                        "backend": k.backend,
+                        "backend": mgr.kept_in(k.backend),
                         "primary_version": k.primary_version,
                         "labels": k.labels,
                     }
@@ -45,7 +45,10 @@ def list_keys(ctx: typer.Context) -> None:
     table(
         None,
         ["name", "type", "usage", "backend", "primary"],
-        [[k.name, k.type.value, k.usage.value, k.backend, f"v{k.primary_version}"] for k in keys],
+        [
+            [k.name, k.type.value, k.usage.value, mgr.kept_in(k.backend), f"v{k.primary_version}"]
+            for k in keys
+        ],
     )
 
 
@@ -61,6 +64,7 @@ def show(
     mgr = ctx.obj.manager()
     key = mgr.key_info(name)
     doc = key.to_dict()
+    doc["backend"] = mgr.kept_in(key.backend)
     nxt = key.next_rotation
     from ekm.timeutil import iso
 
@@ -74,7 +78,7 @@ def show(
         [
             ("type", key.type.value),
             ("usage", key.usage.value),
-            ("backend", key.backend),
+            ("backend", doc["backend"]),
             ("rotate every", pol["interval"] or "never"),
             ("notify before", pol["notify_before"]),
             ("backup", "yes" if key.policy.backup else "no"),
