@@ -110,8 +110,25 @@ def _argon2_kek(passphrase: str, salt: bytes, memory: int, iterations: int, lane
     )  # fmt: skip
 
 
-def create(home: Path, opts: MasterKeyOptions) -> RootKey:
-    """Make a fresh root key, wrap it with the chosen source and write ``master.json``."""
+CREATED_LABEL = "master-created"
+
+
+def created_mac(root: RootKey, created: str) -> str:
+    """HMAC-SHA256 of ``master.json``'s creation time under a key derived from the root key.
+
+    The home is writable by an attacker without the master key: an unauthenticated date
+    could make an old master key look young to the cryptoperiod rule. With the MAC, the
+    date counts only when the root key confirms it.
+    """
+    return hmac.new(root.derive(CREATED_LABEL), created.encode(), "sha256").hexdigest()
+
+
+def create(home: Path, opts: MasterKeyOptions, *, now: Any = None) -> RootKey:
+    """Make a fresh root key, wrap it with the chosen source and write ``master.json``.
+
+    ``created`` (UTC, with its MAC) is recorded so the master key's cryptoperiod can be
+    audited (SP 800-57 Part 1 Table 1, symmetric key-wrapping key).
+    """
     root = bytearray(os.urandom(32))
     meta: dict[str, Any] = {"format": FORMAT, "source": opts.source}
     if opts.source == "file":
@@ -161,6 +178,10 @@ def create(home: Path, opts: MasterKeyOptions) -> RootKey:
         raise ConfigError(f"unknown master key source {opts.source!r}")
     rk = RootKey(root)
     meta["key_id"] = rk.key_id
+    from ekm.timeutil import instant, iso
+
+    meta["created"] = iso(instant(now))
+    meta["created_mac"] = created_mac(rk, meta["created"])
     atomic_write(home / MASTER_META, json.dumps(meta, indent=1).encode())
     return rk
 
@@ -197,13 +218,21 @@ _META_FIELDS = {
     "vault-transit": set(),
 }
 _COMMON_FIELDS = {"format", "source", "wrapped_root", "key_id"}
+_OPTIONAL_FIELDS = {"created", "created_mac"}
 
 
 def _check_meta_fields(meta: dict[str, Any]) -> None:
     source = meta.get("source")
     if source not in _META_FIELDS:
         raise ValueError
-    if set(meta) != _COMMON_FIELDS | _META_FIELDS[source]:
+    # created/created_mac are absent from homes deployed before they were recorded
+    if set(meta) - _OPTIONAL_FIELDS != _COMMON_FIELDS | _META_FIELDS[source]:
+        raise ValueError
+    if ("created" in meta) != ("created_mac" in meta):
+        raise ValueError
+    if "created" in meta and not (
+        isinstance(meta["created"], str) and isinstance(meta["created_mac"], str)
+    ):
         raise ValueError
     if not isinstance(meta["wrapped_root"], str) or not isinstance(meta["key_id"], str):
         raise ValueError

@@ -259,6 +259,41 @@ def c_unique_material(p: bool, key: KeyRecord, v: VersionRecord, ctx: Context) -
     return Outcome(PASS, "material unique", need)
 
 
+_SEALS_DATA_KEYS = frozenset({"encryption", "key-wrapping", "key-agreement"})
+#: Every ekm encryption (and key-agreement) key seals a 256-bit data key (docs/FORMAT.md).
+DATA_KEY_STRENGTH = 256
+
+
+def c_kek_strength(p: bool, key: KeyRecord, v: VersionRecord, ctx: Context) -> Outcome:
+    """A key-encrypting key at least as strong as what it protects (SP 800-57 Pt 1 5.6.1).
+
+    Two KEKs are judged: the key itself when it seals 256-bit data keys (every encryption
+    key does), and the master key that wraps the key's material in the file keystore.
+    Strengths above 256 bits count as 256 (SP 800-57 Table 2 ends there).
+    """
+    need = "every key-encrypting key at least as strong as the keys it protects"
+    own = min(_strength(ctx, key)["strength"], DATA_KEY_STRENGTH)
+    if key.usage.value in _SEALS_DATA_KEYS and own < DATA_KEY_STRENGTH:
+        found = f"{key.type} ({own}-bit) seals {DATA_KEY_STRENGTH}-bit data keys"
+        return Outcome(FAIL, found, need, v.version)
+    parts = []
+    if key.usage.value in _SEALS_DATA_KEYS:
+        parts.append(f"{key.type} ({own}-bit) seals {DATA_KEY_STRENGTH}-bit data keys")
+    if key.backend == "file":
+        master = ctx.deployment.master_key_strength
+        if master is None:
+            src = ctx.deployment.master_key_source or "unknown source"
+            found = f"master key from {src}: its strength cannot be measured"
+            return Outcome(UNKNOWN, found, need, v.version)
+        if master < own:
+            found = f"{master}-bit master key wraps a {own}-bit {key.type} key"
+            return Outcome(FAIL, found, need, v.version)
+        parts.append(f"{master}-bit master key wraps it")
+    else:
+        parts.append(f"material held by the {key.backend} backend, never wrapped by ekm")
+    return Outcome(PASS, "; ".join(parts), need, v.version)
+
+
 # --- version-level checks: each returns a list of outcomes over the versions it concerns ------
 
 
@@ -377,6 +412,59 @@ def d_no_pin_in_config(p: bool, d: DeploymentFacts, ctx: Context) -> Outcome:
     return Outcome(PASS, "no PIN in the config file", need)
 
 
+def d_master_key_cryptoperiod(p: timedelta, d: DeploymentFacts, ctx: Context) -> Outcome:
+    """The master key (a symmetric key-wrapping key) within its cryptoperiod.
+
+    ``master.json`` records the creation time since ekm 1.x; older homes have none. Then the
+    earliest verified audit record bounds the age from below: past the period that alone is a
+    finding; otherwise the age is unknown and the result says so.
+    """
+    need = f"master key younger than {format_duration(p)} (then re-key the home)"
+    if d.master_key_source is None:
+        return _unknown("master key creation time", need)
+    created = d.master_key_created
+    if created is not None:
+        if d.master_key_created_authentic is False:
+            return Outcome(FAIL, "master.json creation time does not authenticate", need)
+        age = ctx.as_of - created
+        how = "" if d.master_key_created_authentic else " (not authenticated: master key locked)"
+        found = f"master key created {iso(created)} ({max(age.days, 0)}d old){how}"
+        if d.master_key_created_authentic is None and age <= p:
+            return Outcome(UNKNOWN, found, need)
+        return Outcome(PASS if age <= p else FAIL, found, need)
+    first = d.master_key_first_seen
+    if first is not None and ctx.as_of - first > p:
+        age = (ctx.as_of - first).days
+        found = (
+            f"master.json records no creation time; the audit log shows the key in use since "
+            f"{iso(first)} ({age}d)"
+        )
+        return Outcome(FAIL, found, need)
+    found = "master.json records no creation time (home deployed before ekm recorded it)"
+    if first is not None:
+        found += f"; in use since at least {iso(first)}"
+    return Outcome(UNKNOWN, found, need)
+
+
+def d_attestation(rule_id: str, d: DeploymentFacts, ctx: Context) -> Outcome:
+    """An operator attestation of ``rule_id``, current at ``as_of`` (``ekm audit attest``)."""
+    need = f"a current attestation (ekm audit attest {rule_id} --by NAME --evidence FILE)"
+    if d.attestations is None:
+        return _unknown("attestations (need a verified, MAC-checked audit log)", need)
+    a = d.attestations.get(rule_id)
+    if a is None:
+        return Outcome(FAIL, "no attestation recorded", need)
+    who = (
+        f"attested by {a.by} on {iso(a.recorded)}, evidence {a.evidence} "
+        f"sha256:{a.evidence_sha256[:16]}"
+    )
+    if a.recorded > ctx.as_of:
+        return Outcome(FAIL, f"{who}: recorded after {iso(ctx.as_of)}", need)
+    if a.expires <= ctx.as_of:
+        return Outcome(FAIL, f"{who}: expired {iso(a.expires)}", need)
+    return Outcome(PASS, f"{who}; valid until {iso(a.expires)}", need)
+
+
 @dataclass(frozen=True)
 class CheckDef:
     """A requirement kind: where it applies (key, version, deployment) and its parameter."""
@@ -403,6 +491,7 @@ CHECKS: dict[str, CheckDef] = {
     "validated_module": CheckDef("key", _p_list(MODULE_LEVELS), c_validated_module),
     "required_labels": CheckDef("key", _p_list(None), c_required_labels),
     "unique_material": CheckDef("key", _p_true, c_unique_material),
+    "kek_strength": CheckDef("key", _p_true, c_kek_strength),
     "material_destroyed": CheckDef("version", _p_true, c_material_destroyed),
     "usage_limit": CheckDef("version", _p_usage_limit, c_usage_limit),
     "retire_after": CheckDef("version", _p_duration, c_retire_after),
@@ -416,6 +505,9 @@ CHECKS: dict[str, CheckDef] = {
     "keystore_mac": CheckDef("deployment", _p_true, d_keystore_mac),
     "audit_log": CheckDef("deployment", _p_true, d_audit_log),
     "no_pin_in_config": CheckDef("deployment", _p_true, d_no_pin_in_config),
+    "master_key_cryptoperiod": CheckDef("deployment", _p_duration, d_master_key_cryptoperiod),
+    # the engine passes the rule's own id as the parameter: the attestation names the rule
+    "attestation": CheckDef("deployment", _p_true, d_attestation),
 }
 
 PROCESSING_STATES = _PROCESSING

@@ -17,6 +17,7 @@ report format prints them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -29,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from ekm.compliance import integrity
 from ekm.compliance.integrity import Problem
-from ekm.compliance.inventory import DeploymentFacts, Inventory, KeyRecord, VersionRecord
+from ekm.compliance.inventory import (
+    Attestation,
+    DeploymentFacts,
+    Inventory,
+    KeyRecord,
+    VersionRecord,
+)
 from ekm.crypto.keytypes import KeyState
 from ekm.errors import EkmError
 
@@ -41,6 +48,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: master.json names the key-file source "file"; rule files use the clearer "key-file".
 SOURCE_NAMES = {"file": "key-file"}
+#: Security strength of the master key (the KEK of every file-keystore key) by source: a
+#: 256-bit random key file, an AES-256 HSM key, Vault Transit aes256-gcm96. A passphrase's
+#: strength cannot be measured, so it is absent (the KEK rule says "not evaluated").
+MASTER_KEY_STRENGTH = {"key-file": 256, "pkcs11": 256, "vault-transit": 256}
 MAX_WALK = 20_000  # entries under the home inspected for permissions (a hostile home is bounded)
 MAX_BACKUP_READ = 64 * 1024 * 1024  # bigger local bundles are judged by the audit log alone
 FINGERPRINT_LABEL = "compliance-fingerprint"
@@ -162,6 +173,9 @@ class _Collector:
         self.root = getattr(mgr, "_root", None)
         #: (time, keys) of the backup.create records of a log whose chain verified
         self.logged: set[tuple[str, Any]] = set()
+        #: attestations of a verified, MAC-checked log (None: not evidence)
+        self.attestations: dict[str, Attestation] | None = None
+        self.first_seen: datetime | None = None
 
     def problem(self, rule: Any, key: str | None, text: str) -> None:
         self.out.problems.append(Problem(rule, key, text))
@@ -300,18 +314,38 @@ class _Collector:
         return newest
 
     # -- deployment facts ---------------------------------------------------------------
-    def master(self) -> tuple[str | None, str | None]:
+    def master(self) -> dict[str, Any]:
+        """Master-key facts from ``master.json``: source, KDF, id, creation time (MAC'd)."""
         from ekm import masterkey
+        from ekm.timeutil import from_iso
 
         try:
             meta = masterkey.read_meta(self.home)
         except EkmError as exc:
             self.problem(integrity.STORE_RULE, None, exc.message)
-            return None, None
+            return {}
         source = SOURCE_NAMES.get(meta["source"], meta["source"])
         kdf = meta.get("kdf")
         name = kdf.get("name") if isinstance(kdf, dict) else None
-        return source, name if isinstance(name, str) else None
+        out: dict[str, Any] = {
+            "master_key_source": source,
+            "passphrase_kdf": name if isinstance(name, str) else None,
+            "master_key_id": meta.get("key_id"),
+            "master_key_strength": MASTER_KEY_STRENGTH.get(source),
+        }
+        created = meta.get("created")
+        if isinstance(created, str):
+            try:
+                out["master_key_created"] = from_iso(created)
+            except ValueError:
+                out["master_key_created_authentic"] = False
+                return out
+            if self.root is not None:
+                want = masterkey.created_mac(self.root, created)
+                out["master_key_created_authentic"] = hmac.compare_digest(
+                    want, str(meta.get("created_mac"))
+                )
+        return out
 
     def audit_log(self) -> tuple[bool | None, bool | None, AuditLog | None]:
         """(present, chain ok, the log when its chain verified); ok only when MACs were checked.
@@ -326,7 +360,13 @@ class _Collector:
                 self.out.log_verify = log.verify()  # says "missing"; reads nothing
                 return False, None, None
             seen: set[tuple[str, Any]] = set()
-            res = log.verify(on_record=lambda r: _note_backup(r, seen))
+            notes = _LogNotes()
+
+            def on_record(r: dict[str, Any]) -> None:
+                _note_backup(r, seen)
+                notes.note(r)
+
+            res = log.verify(on_record=on_record)
         except (EkmError, OSError) as exc:
             text = exc.message if isinstance(exc, EkmError) else str(exc.strerror)
             self.out.warnings.append(f"audit log unreadable ({text})")
@@ -337,8 +377,11 @@ class _Collector:
             self.out.warnings.append(f"audit log chain broken: {res.first_bad}")
             return True, False, None  # records before the break prove nothing either
         self.logged = seen
+        self.first_seen = notes.first
         if not res.keyed:
             return True, None, log
+        # only records whose MAC (or a later record's) verified count as evidence
+        self.attestations = notes.attestations(res.last_seq - res.unkeyed_tail)
         if res.unkeyed_tail:
             self.out.warnings.append(
                 f"the last {res.unkeyed_tail} audit record(s) carry no MAC (written while the "
@@ -348,7 +391,7 @@ class _Collector:
 
     def run(self) -> Collected:
         mgr = self.mgr
-        source, kdf = self.master()
+        master = self.master()
         ks = self.keystore()
         keys = self.keys(ks)
         present, chain_ok, log = self.audit_log()
@@ -376,8 +419,9 @@ class _Collector:
             keys=keys,
             deployment=DeploymentFacts(
                 unsafe_paths=unsafe_paths(self.home, extra),
-                master_key_source=source,
-                passphrase_kdf=kdf,
+                **master,
+                master_key_first_seen=self.first_seen,
+                attestations=self.attestations,
                 keystore_mac_ok=mac_ok,
                 audit_log_present=present,
                 audit_chain_ok=chain_ok,
@@ -402,6 +446,43 @@ def _note_backup(r: dict[str, Any], logged: set[tuple[str, Any]]) -> None:
         return
     keys = r.get("keys")
     logged.add((str(r.get("time")), keys if type(keys) is int else None))
+
+
+class _LogNotes:
+    """What the audit pass keeps besides backups: the first record's time, attestations."""
+
+    def __init__(self) -> None:
+        self.first: datetime | None = None
+        self._attest: list[Attestation] = []
+
+    def note(self, r: dict[str, Any]) -> None:
+        from ekm.timeutil import from_iso
+
+        if self.first is None:
+            with contextlib.suppress(ValueError):
+                self.first = from_iso(str(r.get("time")))
+        if r.get("op") != "audit.attest" or r.get("result", "ok") != "ok":
+            return
+        with contextlib.suppress(KeyError, ValueError, TypeError):  # malformed: attests nothing
+            self._attest.append(
+                Attestation(
+                    rule=str(r["rule"]),
+                    by=str(r["by"]),
+                    evidence=str(r["evidence"]),
+                    evidence_sha256=str(r["evidence_sha256"]),
+                    recorded=from_iso(str(r["time"])),
+                    expires=from_iso(str(r["expires"])),
+                    seq=int(r.get("seq", 0)),
+                )
+            )
+
+    def attestations(self, last_verified_seq: int) -> dict[str, Attestation]:
+        """The newest attestation per rule among records up to ``last_verified_seq``."""
+        out: dict[str, Attestation] = {}
+        for a in self._attest:
+            if a.seq <= last_verified_seq:
+                out[a.rule] = a
+        return out
 
 
 def _under(path: Path, home: Path) -> bool:

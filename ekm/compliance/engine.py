@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ekm.compliance.checks import CHECKS, FAIL, PASS, UNKNOWN, Context
-from ekm.compliance.inventory import Inventory, KeyRecord, VersionRecord
+from ekm.compliance.inventory import DeploymentFacts, Inventory, KeyRecord, VersionRecord
 from ekm.compliance.ruleset import (
     OPERATIONS,
     SEVERITIES,
@@ -29,6 +29,7 @@ from ekm.compliance.ruleset import (
     Rule,
     RuleSet,
     RuleSetInfo,
+    cap_drafts,
     parse_rule_set,
     read_rule_file,
     toml_loads,
@@ -58,6 +59,8 @@ class CheckResult:
     status: str  # pass | fail | unknown
     found: str
     required: str
+    #: The key judged (None for deployment rules): the facts behind the verdict come from it.
+    subject: KeyRecord | None = None
 
     @property
     def severity(self) -> str:
@@ -89,6 +92,11 @@ class AuditResult:
     rules_evaluated: int = 0
     rules_not_in_force: int = 0
     warnings: list[str] = field(default_factory=list)  # e.g. "master key locked: ..."
+    #: When the inventory was taken (``as_of`` is when the rules are judged; they differ
+    #: under ``--as-of``).
+    collected_at: datetime | None = None
+    deployment: DeploymentFacts = field(default_factory=DeploymentFacts)
+    enforce_drafts: bool = False
 
     def at_or_above(self, severity: str) -> list[CheckResult]:
         """Findings whose severity is at least ``severity`` (what ``--fail-on`` tests)."""
@@ -148,8 +156,11 @@ def list_rule_sets() -> list[RuleSetInfo]:
     ]
 
 
-def load_rule_sets(ids: list[str] | str) -> list[RuleSet]:
-    """Built-in rule sets by id; ``"all"`` (or a comma list) accepted; unknown id: UsageError."""
+def load_rule_sets(ids: list[str] | str, *, enforce_drafts: bool = False) -> list[RuleSet]:
+    """Built-in rule sets by id; ``"all"`` (or a comma list) accepted; unknown id: UsageError.
+
+    Rules from draft sources are capped at low unless ``enforce_drafts`` (``--enforce-drafts``).
+    """
     known = list(_builtin_texts())
     if isinstance(ids, str):
         ids = known if ids.strip() == "all" else [i.strip() for i in ids.split(",")]
@@ -163,12 +174,36 @@ def load_rule_sets(ids: list[str] | str) -> list[RuleSet]:
     for i in wanted:
         if i not in known:
             raise UsageError(f"unknown rule set {i!r}; valid ids: {', '.join(known)} or all")
-    return [_builtin(i) for i in dict.fromkeys(wanted)]
+    sets = [_builtin(i) for i in dict.fromkeys(wanted)]
+    return sets if enforce_drafts else [cap_drafts(rs) for rs in sets]
 
 
-def load_custom_rules(path: str | Path) -> RuleSet:
+def builtin_text(set_id: str) -> str:
+    """The shipped TOML of a built-in rule set (hashed into evidence bundles)."""
+    return _builtin_texts()[set_id]
+
+
+def find_rule(rule_id: str) -> Rule:
+    """A built-in rule by id (``ekm audit --explain``, attestations); UsageError if unknown."""
+    for set_id in _builtin_texts():
+        for r in _builtin(set_id).rules:
+            if r.id == rule_id:
+                return r
+    from ekm.compliance import integrity
+
+    for r in integrity.RULE_SET.rules:
+        if r.id == rule_id:
+            return r
+    raise UsageError(
+        f"unknown rule {rule_id!r}; rule ids are listed in docs/compliance.md "
+        "and by ekm audit --format json"
+    )
+
+
+def load_custom_rules(path: str | Path, *, enforce_drafts: bool = False) -> RuleSet:
     """An organisation's rule file; InvalidError names the file, the rule id and the field."""
-    return read_rule_file(path)
+    rs = read_rule_file(path)
+    return rs if enforce_drafts else cap_drafts(rs)
 
 
 @functools.lru_cache(maxsize=1)
@@ -251,6 +286,10 @@ def _evaluate_key(
     for r in rules:
         if r.usages is not None and key.usage not in r.usages:
             continue
+        if r.labels and not _labels_match(r, key):
+            continue
+        if r.used_beyond is not None and not _used_beyond(key, r.used_beyond, ctx.as_of):
+            continue
         states = OPERATIONS[r.operation]
         for name, param in r.checks:
             check = CHECKS[name]
@@ -273,7 +312,28 @@ def _evaluate_key(
                 outcomes = check.fn(param, subject, ctx, states)
             for o in outcomes:
                 ver = o.version if o.version is not None or rep is None else rep.version
-                sink[o.status].append(CheckResult(r, key.name, ver, o.status, o.found, o.required))
+                sink[o.status].append(
+                    CheckResult(r, key.name, ver, o.status, o.found, o.required, view)
+                )
+
+
+def _labels_match(rule: Rule, key: KeyRecord) -> bool:
+    """Every label the rule names has one of its values ("" stands for the label unset)."""
+    return all(key.labels.get(name, "") in values for name, values in rule.labels)
+
+
+def _used_beyond(key: KeyRecord, when: datetime, as_of: datetime) -> bool:
+    """Whether the key's planned use extends past ``when``.
+
+    Planned use ends when the primary version is due for rotation (created + rotate_every);
+    a key without a rotation interval, or judged after ``when``, is in use beyond it.
+    """
+    if as_of >= when or key.rotate_every is None:
+        return True
+    primary = key.primary
+    if primary is None:
+        return False
+    return max(primary.created + key.rotate_every, as_of) >= when
 
 
 def _check_inventory(inv: Inventory) -> None:
@@ -321,6 +381,8 @@ def evaluate(
         keystore_file=inventory.keystore_file,
         config_file=inventory.config_file,
         keys_evaluated=len(inventory.keys),
+        collected_at=inventory.as_of,
+        deployment=inventory.deployment,
     )
     rules = [r for rs in rule_sets for r in rs.rules]
     in_force = [r for r in rules if r.in_force(when)]
@@ -337,7 +399,8 @@ def evaluate(
     for r in in_force:
         if r.scope == "deployment":
             for name, param in r.checks:
-                o = CHECKS[name].fn(param, inventory.deployment, ctx)
+                arg = r.id if name == "attestation" else param
+                o = CHECKS[name].fn(arg, inventory.deployment, ctx)
                 if o is not None:
                     sink[o.status].append(CheckResult(r, None, None, o.status, o.found, o.required))
 

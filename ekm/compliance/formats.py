@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ekm.compliance.engine import AuditResult, CheckResult
+from ekm.compliance.explain import facts, identity, rule_source
 from ekm.compliance.ruleset import SEVERITIES, Rule
 from ekm.timeutil import iso
 
@@ -29,13 +30,13 @@ def _rule_sets(result: AuditResult) -> list[dict[str, Any]]:
             "title": rs.title,
             "version": rs.version,
             "custom": rs.custom,
-            "sources": [{"id": s.id, "title": s.title, "url": s.url} for s in rs.sources],
+            "sources": [s.to_dict() for s in rs.sources],
         }
         for rs in result.rule_sets
     ]
 
 
-def _item(r: CheckResult) -> dict[str, Any]:
+def _item(r: CheckResult, result: AuditResult) -> dict[str, Any]:
     return {
         "rule": r.rule.id,
         "rule_set": r.rule.rule_set,
@@ -50,16 +51,31 @@ def _item(r: CheckResult) -> dict[str, Any]:
         "cite": r.rule.cite,
         "verified": r.rule.verified,
         "remedy": r.rule.remedy or None,
+        "source": rule_source(r.rule),
+        "facts": facts(r, result),
     }
 
 
 def to_json(result: AuditResult, *, verbose: bool = False) -> dict[str, Any]:
-    """The ``ekm audit --format json`` document (CLI.md shape; unknown results always listed)."""
+    """The ``ekm audit --format json`` document (CLI.md shape).
+
+    Findings, unknown and passed results are always listed (``verbose`` is accepted for
+    callers of the old signature and changes nothing): an auditor needs the passes as much as
+    the failures. ``audited`` names the home and keystore and separates ``collected_at``
+    (when the inventory was taken) from ``as_of`` (when the rules were judged).
+    """
+    ident = identity(result)
     doc: dict[str, Any] = {
+        "home": ident["home"],
+        "home_id": ident["home_id"],
+        "keystore": ident["keystore"],
+        "collected_at": ident["collected_at"],
         "as_of": iso(result.as_of),
+        "audited": ident,
         "rule_sets": _rule_sets(result),
-        "findings": [_item(f) for f in result.findings],
-        "unknown": [_item(u) for u in result.unknown],
+        "findings": [_item(f, result) for f in result.findings],
+        "unknown": [_item(u, result) for u in result.unknown],
+        "passed": [_item(p, result) for p in result.passed],
         "summary": result.summary(),
         "evaluated": {
             "keys": result.keys_evaluated,
@@ -71,8 +87,6 @@ def to_json(result: AuditResult, *, verbose: bool = False) -> dict[str, Any]:
         },
         "warnings": list(result.warnings),
     }
-    if verbose:
-        doc["passed"] = [_item(p) for p in result.passed]
     return doc
 
 
@@ -80,7 +94,9 @@ def to_json(result: AuditResult, *, verbose: bool = False) -> dict[str, Any]:
 
 
 def _help_text(rule: Rule) -> str:
-    parts = [f"{rule.title}.", f"Source: {rule.cite}."]
+    from ekm.compliance.explain import severity_mapping
+
+    parts = [f"{rule.title}.", f"Source: {rule.cite}.", f"Severity: {severity_mapping(rule)}."]
     if rule.remedy:
         parts.append(f"Fix: {rule.remedy}")
     if not rule.verified:
@@ -106,6 +122,7 @@ def _sarif_rule(rule: Rule) -> dict[str, Any]:
             "ekm-severity": rule.severity,
             "rule-set": rule.rule_set,
             "verified": rule.verified,
+            "source": rule_source(rule),
         },
     }
 
@@ -125,7 +142,7 @@ def to_sarif(result: AuditResult, *, home: str, tool_version: str) -> dict[str, 
     rules = result.rules
     index = {(r.rule_set, r.id): i for i, r in enumerate(rules)}
     results = []
-    for f in result.findings:
+    for f in [*result.findings, *result.unknown, *result.passed]:
         if f.key is None:
             artifact = result.config_file
         else:
@@ -143,11 +160,13 @@ def to_sarif(result: AuditResult, *, home: str, tool_version: str) -> dict[str, 
             location["logicalLocations"] = [
                 {"name": f.key, "fullyQualifiedName": name, "kind": "resource"}
             ]
+        kind = {"fail": "fail", "unknown": "review", "pass": "pass"}[f.status]
         results.append(
             {
                 "ruleId": f.rule.id,
                 "ruleIndex": index[(f.rule.rule_set, f.rule.id)],
-                "level": SARIF_LEVEL[f.rule.severity],
+                "kind": kind,
+                "level": SARIF_LEVEL[f.rule.severity] if kind == "fail" else "none",
                 "message": {"text": f"{f.rule.title}: {f.message}. Source: {f.rule.cite}"},
                 "locations": [location],
                 "partialFingerprints": {"ekmFinding/v1": _fingerprint(f)},
@@ -157,6 +176,8 @@ def to_sarif(result: AuditResult, *, home: str, tool_version: str) -> dict[str, 
                     "version": f.version,
                     "required": f.required,
                     "cite": f.rule.cite,
+                    "status": f.status,
+                    "facts": facts(f, result),
                 },
             }
         )
@@ -186,6 +207,7 @@ def to_sarif(result: AuditResult, *, home: str, tool_version: str) -> dict[str, 
                     {
                         "executionSuccessful": True,
                         "properties": {
+                            **identity(result),
                             "as_of": iso(result.as_of),
                             "keys": result.keys_evaluated,
                             "rules": result.rules_evaluated,
@@ -264,7 +286,9 @@ def to_markdown(result: AuditResult, *, verbose: bool = False) -> str:
     lines = [
         "# ekm compliance audit",
         "",
-        f"As of {iso(result.as_of)}; rule sets: {_md(ids)}.",
+        f"Home {_md(result.home)} (id {_md(result.deployment.master_key_id or '?')}), "
+        f"inventory collected {iso(result.collected_at or result.as_of)}, judged as of "
+        f"{iso(result.as_of)}; rule sets: {_md(ids)}.",
         f"Evaluated {result.keys_evaluated} keys against {result.rules_evaluated} rules "
         f"({len(result.findings)} findings, {len(result.passed)} passed, "
         f"{len(result.unknown)} not evaluated).",
@@ -283,22 +307,38 @@ def to_markdown(result: AuditResult, *, verbose: bool = False) -> str:
             lines += ["None.", ""]
             continue
         lines += [
-            "| severity | rule | key | version | found | required | source |",
-            "|---|---|---|---:|---|---|---|",
+            "| severity | rule | key | version | found | required | source | facts |",
+            "|---|---|---|---:|---|---|---|---|",
         ]
         for i in items:
             cells = [
-                i.rule.severity,
+                i.rule.severity + (" (draft, capped)" if i.rule.capped else ""),
                 i.rule.id + ("" if i.rule.verified else " (unverified)"),
                 i.key or "(deployment)",
                 "" if i.version is None else i.version,
                 i.found,
                 i.required,
-                i.rule.cite,
+                _source_cell(i.rule),
+                _facts_cell(i, result),
             ]
             lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _source_cell(rule: Rule) -> str:
+    """``cite; strength; publisher date, status`` for the Markdown and table views."""
+    src = rule.source
+    text = rule.cite
+    if rule.strength:
+        text += f"; {rule.strength}"
+    if src is not None:
+        text += f"; {src.publisher} {src.date}, {src.status}"
+    return text
+
+
+def _facts_cell(item: CheckResult, result: AuditResult) -> str:
+    return ", ".join(f"{k}={v}" for k, v in facts(item, result).items() if v is not None)
 
 
 def table_rows(result: AuditResult, verbose: bool = False) -> list[dict[str, str]]:
@@ -314,6 +354,8 @@ def table_rows(result: AuditResult, verbose: bool = False) -> list[dict[str, str
             "found": i.found,
             "required": i.required,
             "cite": i.rule.cite,
+            "source": _source_cell(i.rule),
+            "facts": _facts_cell(i, result),
         }
         for i in items
     ]

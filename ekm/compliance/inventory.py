@@ -75,6 +75,24 @@ class KeyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Attestation:
+    """An operator's statement that a control no tool can see is in place (``ekm audit
+    attest``), as read back from a verified ``audit.attest`` record of the audit log.
+
+    ``evidence_sha256`` is the hash of the evidence file the operator named; the file itself
+    stays with the operator (an auditor compares its hash).
+    """
+
+    rule: str
+    by: str
+    evidence: str
+    evidence_sha256: str
+    recorded: datetime
+    expires: datetime
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class DeploymentFacts:
     """Facts about the deployment, each ``None`` when it was not (or could not be) checked.
 
@@ -89,6 +107,7 @@ class DeploymentFacts:
       without a ``[vault]`` section. Read from the config only: an audit never calls Vault.
     - ``module_validation``: backend name -> ``fips-140-3`` | ``fips-140-2`` | ``none``: the
       validation status of the cryptographic module that holds that backend's keys.
+    - ``master_key_*`` and ``attestations``: see the fields below.
     """
 
     unsafe_paths: tuple[str, ...] | list[str] | None = None
@@ -100,6 +119,20 @@ class DeploymentFacts:
     hsm_pin_in_config: bool | None = None
     vault_tls_verify: bool | None = None
     module_validation: dict[str, str] | None = None
+    #: ``master.json`` ``key_id`` (the home's identity in reports and evidence bundles).
+    master_key_id: str | None = None
+    #: When the master key was created, from ``master.json`` (homes deployed before ekm
+    #: recorded it have none); ``master_key_created_authentic`` says whether its MAC under the
+    #: root key verified (None: not checked, the master key being locked).
+    master_key_created: datetime | None = None
+    master_key_created_authentic: bool | None = None
+    #: The earliest verified audit-log record: the master key is at least this old.
+    master_key_first_seen: datetime | None = None
+    #: Security strength of the key-encrypting master key (None: passphrase-derived, which
+    #: cannot be measured).
+    master_key_strength: int | None = None
+    #: Attestations by rule id from verified ``audit.attest`` records (None: log not verified).
+    attestations: dict[str, Attestation] | None = None
 
 
 @dataclass(frozen=True, slots=True)

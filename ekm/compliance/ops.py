@@ -85,6 +85,7 @@ class AuditOps:
         *,
         now: datetime | None = None,
         record: bool = True,
+        enforce_drafts: bool = False,
     ) -> AuditResult:
         """Evaluate rule sets (ids, a comma list or ``"all"``) and/or a custom rule file.
 
@@ -94,7 +95,9 @@ class AuditOps:
         always added: an unreadable key document is a critical finding naming the file.
         The run is audit-logged (``audit.run``) when ``record`` and the log exists.
         """
-        return self.audit_collected(compliance, rules, as_of, now=now, record=record)[0]
+        return self.audit_collected(
+            compliance, rules, as_of, now=now, record=record, enforce_drafts=enforce_drafts
+        )[0]
 
     def audit_collected(
         self,
@@ -104,6 +107,8 @@ class AuditOps:
         *,
         now: datetime | None = None,
         record: bool = True,
+        enforce_drafts: bool = False,
+        record_fields: dict[str, Any] | None = None,
     ) -> tuple[AuditResult, Collected]:
         """:meth:`audit`, plus what was collected for it (``Collected.log_verify`` included).
 
@@ -113,14 +118,16 @@ class AuditOps:
         from ekm.compliance import engine, integrity
 
         sets: list[RuleSet] = []
+        drafts = {"enforce_drafts": enforce_drafts}
         if compliance is not None:
-            sets = engine.load_rule_sets(compliance)
+            sets = engine.load_rule_sets(compliance, **drafts)
         if rules is not None:
-            sets.append(engine.load_custom_rules(rules))
+            sets.append(engine.load_custom_rules(rules, **drafts))
         if not sets:
-            sets = engine.load_rule_sets("all")
+            sets = engine.load_rule_sets("all", **drafts)
         got = self._collect(now)
         result = engine.evaluate(got.inventory, sets, as_of=as_of or got.inventory.as_of)
+        result.enforce_drafts = enforce_drafts
         integrity.apply(
             result,
             got.problems,
@@ -141,8 +148,53 @@ class AuditOps:
                 not_evaluated=len(result.unknown),
                 keys=result.keys_evaluated,
                 now=now,
+                **(record_fields or {}),
             )
         return result, got
+
+    def audit_evidence(
+        self,
+        directory: str | Path,
+        compliance: str | list[str] | None = "all",
+        rules: str | Path | None = None,
+        as_of: datetime | None = None,
+        *,
+        now: datetime | None = None,
+        enforce_drafts: bool = False,
+    ) -> tuple[AuditResult, dict[str, Any]]:
+        """:meth:`audit`, plus a signed evidence bundle in ``directory`` (see
+        :mod:`ekm.compliance.evidence`). The ``audit.run`` record names the bundle's manifest
+        hash, so the log vouches for the bundle and the bundle for the audit."""
+        from ekm import __version__
+        from ekm.compliance import evidence
+
+        key = evidence.load_or_create(self, now=now)  # needs the master key: fail early
+        result, got = self.audit_collected(
+            compliance, rules, as_of, now=now, record=False, enforce_drafts=enforce_drafts
+        )
+        verification = got.log_verify.to_dict() if got.log_verify is not None else {"ok": None}
+        info = evidence.write_bundle(
+            directory,
+            result=result,
+            got=got,
+            key=key,
+            log_verification=verification,
+            version=__version__,
+        )
+        self._record(
+            "audit.run",
+            best_effort=got.inventory.deployment.audit_chain_ok is False,
+            result_warnings=result.warnings,
+            rule_sets=",".join(rs.id for rs in result.rule_sets),
+            as_of=iso(result.as_of),
+            findings=len(result.findings),
+            not_evaluated=len(result.unknown),
+            keys=result.keys_evaluated,
+            evidence_manifest_sha256=info["manifest_sha256"],
+            evidence_key=info["signing_key_fingerprint"],
+            now=now,
+        )
+        return result, info
 
     def verify_audit_log(self, *, now: datetime | None = None) -> LogVerification:
         """Walk the whole chain (rotated files too), MACs included when unlocked.

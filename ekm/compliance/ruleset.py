@@ -31,6 +31,8 @@ OPERATIONS = {
     "applying": frozenset({KeyState.PRIMARY}),
     # processing protection: decrypt, verify -> every version that may still be used
     "processing": PROCESSING_STATES,
+    # processing only (SP 800-57 "legacy use"): superseded versions kept to decrypt/verify
+    "legacy": frozenset({KeyState.ACTIVE}),
     "any": frozenset({KeyState.PRIMARY, KeyState.ACTIVE, KeyState.PENDING, KeyState.DISABLED}),
 }
 MAX_RULE_FILE = 1 << 20
@@ -41,6 +43,10 @@ _RULE_KEYS = {
     "title",
     "severity",
     "cite",
+    "source",
+    "section",
+    "strength",
+    "mapping",
     "verified",
     "note",
     "remedy",
@@ -49,16 +55,59 @@ _RULE_KEYS = {
     "match",
     "require",
 }
-_MATCH_KEYS = {"types", "families", "usages", "operation"}
+_MATCH_KEYS = {"types", "families", "usages", "operation", "labels", "used_beyond"}
+_SOURCE_KEYS = {"id", "title", "url", "publisher", "edition", "date", "status"}
+SOURCE_STATUSES = ("final", "draft")
+#: A requirement's strength in its source's own words, and the ekm severities it may map to
+#: (lowest, highest). The range is the documented mapping (docs/compliance.md, "Severity"):
+#: a rule file whose severity falls outside its strength's range is refused.
+STRENGTHS: dict[str, tuple[str, str, str]] = {
+    "shall": ("medium", "critical", "a mandatory requirement (shall / must / RègleFact)"),
+    "required": ("medium", "critical", "a required implementation specification (HIPAA)"),
+    "disallowed": ("high", "critical", "the source disallows the use (SP 800-57 / 800-131A)"),
+    "control": ("medium", "high", "a security control an assessor tests (SP 800-53, TSC)"),
+    "sfr": ("medium", "high", "a security functional requirement of a protection profile"),
+    "recommended": ("low", "high", "a recommendation the source's users are held to (BSI)"),
+    "should": ("low", "medium", "a recommendation (should / RecomFact)"),
+    "addressable": ("low", "medium", "an addressable implementation specification (HIPAA)"),
+    "deprecated": ("low", "medium", "allowed with risk accepted by the data owner"),
+    "legacy-use": ("low", "low", "processing already-protected data only"),
+    "point-of-focus": ("low", "medium", "a TSC point of focus (guidance, not a criterion)"),
+}
+#: Draft sources never drive more than this unless the operator opts in (--enforce-drafts).
+DRAFT_CAP = "low"
 
 
 @dataclass(frozen=True)
 class Source:
-    """A document a rule set cites."""
+    """A document a rule set cites: which edition, of when, by whom, and whether it is final.
+
+    ``status`` is ``final`` or ``draft``; a draft never drives a verdict above
+    :data:`DRAFT_CAP` unless the operator opts in.
+    """
 
     id: str
     title: str
     url: str = ""
+    publisher: str = ""
+    edition: str = ""
+    date: str = ""
+    status: str = "final"
+
+    @property
+    def draft(self) -> bool:
+        return self.status == "draft"
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "publisher": self.publisher,
+            "edition": self.edition,
+            "date": self.date,
+            "status": self.status,
+            "url": self.url,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +129,22 @@ class Rule:
     verified: bool = True
     note: str = ""
     remedy: str = ""
+    source: Source | None = None
+    section: str = ""
+    strength: str = ""
+    mapping: str = ""
+    declared_severity: str = ""  # the rule file's severity before a draft cap
+    labels: tuple[tuple[str, frozenset[str]], ...] = ()
+    used_beyond: datetime | None = None  # only keys whose planned use extends past this
+
+    @property
+    def draft(self) -> bool:
+        return self.source is not None and self.source.draft
+
+    @property
+    def capped(self) -> bool:
+        """Whether a draft source lowered this rule's severity (see :func:`cap_drafts`)."""
+        return bool(self.declared_severity) and self.declared_severity != self.severity
 
     def in_force(self, as_of: datetime) -> bool:
         """Whether the rule applies at ``as_of`` (valid_from inclusive, valid_until inclusive)."""
@@ -178,7 +243,70 @@ def _names(w: _Where, match: dict, key: str, choices: tuple[str, ...]) -> frozen
     return frozenset(value)
 
 
-def _compile_rule(w: _Where, raw: Any, set_id: str) -> Rule:
+def _sources(w: _Where, raw: Any, *, custom: bool) -> list[Source]:
+    """The set's sources; built-in sets must say publisher, edition, date and status."""
+    if not isinstance(raw, list) or (not custom and not raw):
+        raise w.error("sources", "expected a non-empty list of { id, title, url, ... } tables")
+    out: list[Source] = []
+    for src in raw:
+        if not isinstance(src, dict) or set(src) - _SOURCE_KEYS:
+            raise w.error(
+                "sources", "each source is a table of: " + ", ".join(sorted(_SOURCE_KEYS))
+            )
+        full = not custom
+        status = _str(w, src, "status", required=False, default="final")
+        if status not in SOURCE_STATUSES:
+            raise w.error("sources.status", "expected final or draft")
+        source = Source(
+            id=_str(w, src, "id"),
+            title=_str(w, src, "title"),
+            url=_str(w, src, "url", required=False),
+            publisher=_str(w, src, "publisher", required=full),
+            edition=_str(w, src, "edition", required=full),
+            date=_str(w, src, "date", required=full),
+            status=status,
+        )
+        if source.date and not re.fullmatch(r"\d{4}(-\d{2}){0,2}", source.date):
+            raise w.error("sources.date", "expected YYYY, YYYY-MM or YYYY-MM-DD")
+        if any(x.id == source.id for x in out):
+            raise w.error("sources.id", f"duplicate source id {source.id!r}")
+        out.append(source)
+    return out
+
+
+def _labels(w: _Where, match: dict) -> tuple[tuple[str, frozenset[str]], ...]:
+    raw = match.get("labels")
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not raw:
+        raise w.error("match.labels", 'expected a table such as { "cnsa-use" = ["web-cloud"] }')
+    out = []
+    for name, values in raw.items():
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, str) for v in values)
+        ):
+            raise w.error(f"match.labels.{name}", 'expected a list of values ("" = label unset)')
+        out.append((name, frozenset(values)))
+    return tuple(sorted(out))
+
+
+def _strength_severity(w: _Where, strength: str, severity: str) -> str:
+    if strength not in STRENGTHS:
+        raise w.error("strength", "expected one of: " + ", ".join(STRENGTHS))
+    low, high, _ = STRENGTHS[strength]
+    if not SEVERITY_RANK[low] <= SEVERITY_RANK[severity] <= SEVERITY_RANK[high]:
+        raise w.error(
+            "severity",
+            f"{severity!r} is outside the range {low}..{high} documented for strength {strength!r}",
+        )
+    return strength
+
+
+def _compile_rule(
+    w: _Where, raw: Any, set_id: str, sources: dict[str, Source], *, custom: bool = True
+) -> Rule:
     if not isinstance(raw, dict):
         raise w.error("rule", "expected [[rule]] tables")
     w.rule = None
@@ -215,6 +343,8 @@ def _compile_rule(w: _Where, raw: Any, set_id: str) -> Rule:
     operation = match.get("operation", "any")
     if operation not in OPERATIONS:
         raise w.error("match.operation", "expected one of: " + ", ".join(OPERATIONS))
+    labels = _labels(w, match)
+    used_beyond = _when(w, match, "used_beyond", end=True)
 
     require = raw.get("require")
     if not isinstance(require, dict) or not require:
@@ -250,12 +380,25 @@ def _compile_rule(w: _Where, raw: Any, set_id: str) -> Rule:
     valid_until = _when(w, raw, "valid_until", end=True)
     if valid_from and valid_until and valid_until <= valid_from:
         raise w.error("valid_until", "is before valid_from")
+    source_id = _str(w, raw, "source", required=not custom)
+    source = sources.get(source_id) if source_id else None
+    if source_id and source is None:
+        raise w.error("source", f"{source_id!r} is not among the set's sources")
+    section = _str(w, raw, "section", required=not custom)
+    strength = _str(w, raw, "strength", required=not custom)
+    if strength:
+        _strength_severity(w, strength, severity)
+    cite = _str(w, raw, "cite", required=source is None)
+    if not cite and source is not None:
+        edition = f" {source.edition}" if source.edition else ""
+        draft = " (draft)" if source.draft else ""
+        cite = f"{source.id}{edition}{draft}, {section}" if section else f"{source.id}{edition}"
     return Rule(
         id=rid,
         rule_set=set_id,
         title=_str(w, raw, "title"),
         severity=severity,
-        cite=_str(w, raw, "cite"),
+        cite=cite,
         scope=scope,
         checks=tuple(checks),
         types=selected,
@@ -266,7 +409,30 @@ def _compile_rule(w: _Where, raw: Any, set_id: str) -> Rule:
         verified=verified,
         note=note,
         remedy=_str(w, raw, "remedy", required=False),
+        source=source,
+        section=section,
+        strength=strength,
+        mapping=_str(w, raw, "mapping", required=False),
+        declared_severity=severity,
+        labels=labels,
+        used_beyond=used_beyond,
     )
+
+
+def cap_drafts(rule_set: RuleSet) -> RuleSet:
+    """``rule_set`` with every rule from a draft source capped at :data:`DRAFT_CAP`.
+
+    A draft can change before it is final; an auditor would not accept it as the basis of a
+    high finding, so by default it yields a warning-level (low) finding. The declared
+    severity stays on the rule (``declared_severity``) and every report shows both.
+    """
+    from dataclasses import replace
+
+    cap = SEVERITY_RANK[DRAFT_CAP]
+    rules = tuple(
+        replace(r, severity=DRAFT_CAP) if r.draft and r.rank > cap else r for r in rule_set.rules
+    )
+    return replace(rule_set, rules=rules)
 
 
 def parse_rule_set(text: str, file: str, *, custom: bool = False) -> RuleSet:
@@ -288,16 +454,7 @@ def parse_rule_set(text: str, file: str, *, custom: bool = False) -> RuleSet:
         raise w.error("id", "invalid rule set id (letters, digits, . _ -)")
     title = _str(w, data, "title")
     version = _str(w, data, "version")
-    sources = []
-    raw_sources = data.get("sources", [])
-    if not isinstance(raw_sources, list) or (not custom and not raw_sources):
-        raise w.error("sources", "expected a non-empty list of { id, title, url } tables")
-    for src in raw_sources:
-        if not isinstance(src, dict) or set(src) - {"id", "title", "url"}:
-            raise w.error("sources", "each source is a table with id, title and url")
-        sources.append(
-            Source(_str(w, src, "id"), _str(w, src, "title"), _str(w, src, "url", required=False))
-        )
+    sources = _sources(w, data.get("sources", []), custom=custom)
     changelog = data.get("changelog", [])
     if not isinstance(changelog, list) or not all(isinstance(c, str) for c in changelog):
         raise w.error("changelog", "expected a list of strings")
@@ -306,8 +463,9 @@ def parse_rule_set(text: str, file: str, *, custom: bool = False) -> RuleSet:
         raise w.error("rule", "no [[rule]] tables; a rule set needs at least one rule")
     rules: list[Rule] = []
     seen: set[str] = set()
+    by_id = {src.id: src for src in sources}
     for raw in raw_rules:
-        rule = _compile_rule(w, raw, set_id)
+        rule = _compile_rule(w, raw, set_id, by_id, custom=custom)
         if rule.id in seen:
             raise w.error("id", "duplicate rule id in this file")
         seen.add(rule.id)

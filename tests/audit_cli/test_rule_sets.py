@@ -90,7 +90,7 @@ def test_comma_list_and_list_command(run):
     assert "fips-140-3" in listed.stdout and "SP 800-140C" in listed.stdout
     as_json = json.loads(run("--json", "audit", "--list").expect_ok().stdout)
     fips = next(s for s in as_json["rule_sets"] if s["id"] == "fips-140-3")
-    assert fips["version"] == "1.0.0" and fips["rules"] == 4
+    assert fips["version"] == "2.0.0" and fips["rules"] == 7
     assert any(s["url"].startswith("https://") for s in fips["sources"])
 
 

@@ -9,13 +9,44 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from ekm.compliance.inventory import DeploymentFacts, Inventory, KeyRecord, VersionRecord
+from ekm.compliance.inventory import (
+    Attestation,
+    DeploymentFacts,
+    Inventory,
+    KeyRecord,
+    VersionRecord,
+)
 from ekm.crypto.keytypes import KeyState, KeyType, KeyUsage, spec
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 Y2031 = datetime(2031, 1, 1, tzinfo=timezone.utc)
 Y2033 = datetime(2033, 1, 1, tzinfo=timezone.utc)
 Y2035 = datetime(2035, 1, 1, tzinfo=timezone.utc)
+Y2036 = datetime(2036, 1, 1, tzinfo=timezone.utc)
+
+
+def attested_rules() -> list[str]:
+    """Every built-in rule the operator attests (``attestation = true``)."""
+    from ekm.compliance.engine import load_rule_sets
+
+    return [
+        r.id
+        for rs in load_rule_sets("all")
+        for r in rs.rules
+        if any(name == "attestation" for name, _ in r.checks)
+    ]
+
+
+def attestation(rule: str, *, recorded: datetime = NOW, valid_days: int = 365) -> Attestation:
+    return Attestation(
+        rule=rule,
+        by="A. Custodian",
+        evidence="evidence.pdf",
+        evidence_sha256="ab" * 32,
+        recorded=recorded,
+        expires=recorded + timedelta(days=valid_days),
+    )
+
 
 GOOD = DeploymentFacts(
     unsafe_paths=[],
@@ -26,6 +57,12 @@ GOOD = DeploymentFacts(
     audit_chain_ok=True,
     hsm_pin_in_config=False,
     module_validation={"file": "fips-140-3", "pkcs11": "fips-140-3", "vault": "fips-140-3"},
+    master_key_id="0011223344556677",
+    master_key_created=NOW - timedelta(days=10),
+    master_key_created_authentic=True,
+    master_key_first_seen=NOW - timedelta(days=10),
+    master_key_strength=256,
+    attestations={r: attestation(r) for r in attested_rules()},
 )
 
 _DEFAULT_USAGE = {

@@ -16,18 +16,21 @@ from ekm.compliance.inventory import DeploymentFacts, Inventory, VersionRecord
 from ekm.crypto.keytypes import KeyState, KeyType, KeyUsage, spec
 from ekm.errors import UsageError
 
-from .builders import NOW, Y2031, Y2035, days, default_key_set, inv, key
+from .builders import NOW, Y2031, Y2035, Y2036, days, default_key_set, inv, key
 
 ALL_IDS = [
     "anssi",
     "bsi-tr-02102-1",
     "cnsa-2.0",
+    "common-criteria",
     "fips-140-2",
     "fips-140-3",
     "hipaa",
     "nist-800-131a",
+    "nist-800-53",
     "nist-800-57",
     "pci-dss",
+    "soc2",
 ]
 
 
@@ -53,7 +56,12 @@ def test_default_key_set_passes_fips_140_3_algorithms():
 
 
 def test_default_key_set_under_every_rule_set_now():
-    """Fresh default keys on a good deployment: only CNSA 2.0 (SHA-256 HMAC, RSA) objects."""
+    """Fresh default keys on a good deployment: only CNSA 2.0 (SHA-256 HMAC) objects.
+
+    Changed on purpose (issue 18): rsa-4096 no longer gets a medium CNSA "plan the
+    migration" finding; CNSA 1.0 (CNSSP-15 Annex B) allows RSA >= 3072 until the CNSA 2.0
+    milestone for the key's use (2033 for custom applications).
+    """
     result = evaluate(inv(*default_key_set()), load_rule_sets("all"))
     assert {f.rule.rule_set for f in result.findings} == {"cnsa-2.0"}
     assert _keys_with_findings(result) == {
@@ -61,7 +69,6 @@ def test_default_key_set_under_every_rule_set_now():
         ("api_master", "CNSA2-HASH"),
         ("api_internal", "CNSA2-HASH"),
         ("hmac", "CNSA2-HASH"),
-        ("rsa", "CNSA2-QV-TRANSITION"),
     }
     assert result.unknown == []
     assert result.keys_evaluated == 7
@@ -83,7 +90,9 @@ def test_rsa_2048_fails_bsi_and_passes_nist_800_57_until_2031():
     assert ("rsa", "SP800-57-STRENGTH-2031") not in _keys_with_findings(later)
 
 
-def test_2035_flags_rsa_and_ecc_while_ml_kem_and_ml_dsa_pass():
+def test_2036_flags_rsa_and_ecc_while_ml_kem_and_ml_dsa_pass():
+    """IR 8547 disallows quantum-vulnerable algorithms *after* 2035: from 2036-01-01 (issue 18:
+    the rule used to fire on 2035-01-01). The source is a draft: low unless enforced."""
     keys = [
         key("rsa-4096", "rsa"),
         key("ec-p384", "ec"),
@@ -93,13 +102,20 @@ def test_2035_flags_rsa_and_ecc_while_ml_kem_and_ml_dsa_pass():
         key("x25519-ml-kem-768", "hybrid"),
     ]
     rs = load_rule_sets(["nist-800-131a"])
-    before = evaluate(inv(*keys), rs, as_of=Y2035 - days(1))
-    assert not [f for f in before.findings if f.rule.id == "IR8547-QV-2035"]
-    after = evaluate(inv(*keys), rs, as_of=Y2035)
-    flagged = {f.key for f in after.findings if f.rule.id == "IR8547-QV-2035"}
-    assert flagged == {"rsa", "ec", "ed"}
-    assert all(f.rule.severity == "critical" and not f.rule.verified for f in after.findings)
+    for eve in (Y2035, Y2036 - days(1)):
+        before = evaluate(inv(*keys), rs, as_of=eve)
+        assert not [f for f in before.findings if f.rule.id == "IR8547-QV-2036"]
+    after = evaluate(inv(*keys), rs, as_of=Y2036)
+    hits = [f for f in after.findings if f.rule.id == "IR8547-QV-2036"]
+    assert {f.key for f in hits} == {"rsa", "ec", "ed"}
+    assert all(f.rule.severity == "low" and f.rule.declared_severity == "critical" for f in hits)
     assert {"kem", "dsa", "hybrid"}.isdisjoint({f.key for f in after.findings})
+    enforced = evaluate(
+        inv(*keys), load_rule_sets(["nist-800-131a"], enforce_drafts=True), as_of=Y2036
+    )
+    assert {f.rule.severity for f in enforced.findings if f.rule.id == "IR8547-QV-2036"} == {
+        "critical"
+    }
 
 
 def test_processing_only_112_bit_key_is_not_an_applying_finding_in_2031():
@@ -107,8 +123,12 @@ def test_processing_only_112_bit_key_is_not_an_applying_finding_in_2031():
     versions = [VersionRecord(1, KeyState.ACTIVE, NOW), VersionRecord(2, KeyState.DISABLED, NOW)]
     k = key("rsa-2048", "old", versions=versions)
     result = evaluate(inv(k), load_rule_sets(["nist-800-131a"]), as_of=Y2031)
-    assert {f.rule.id for f in result.findings} == {"IR8547-QV-DEPRECATED"}
-    assert result.findings[0].version == 1
+    assert {f.rule.id for f in result.findings} == {
+        "IR8547-112-DEPRECATED",
+        "SP800-131A-112-LEGACY",
+    }
+    assert {f.version for f in result.findings} == {1}
+    assert {f.rule.severity for f in result.findings} == {"low"}
 
 
 def test_empty_inventory_reports_what_was_evaluated():
@@ -278,7 +298,8 @@ def test_usage_filter_applies():
     k = key("rsa-2048", usage=KeyUsage.ENCRYPTION.value)
     result = evaluate(inv(k), load_rule_sets(["hipaa"]))
     assert [r.rule.id for r in result.passed if r.key == "rsa-2048"] == [
-        "HIPAA-164.312(a)(2)(iv)-ALG"
+        "HIPAA-164.312(a)(2)(iv)-ALG",
+        "HIPAA-KEYS-APART",
     ]
 
 
@@ -286,7 +307,7 @@ def test_docs_catalogue_lists_every_rule_and_every_unverified_rule():
     from pathlib import Path
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "compliance.md").read_text()
-    unverified = doc.split("## Unverified rules", 1)[1]
+    unverified = doc.split("### Unverified rules", 1)[1]
     for rs in load_rule_sets("all"):
         assert f"### {rs.id} ({rs.version})" in doc
         for r in rs.rules:
@@ -334,17 +355,26 @@ def test_storage_classes_follow_backend_and_master_key_source():
 
 
 def test_retired_versions_only_concern_active_superseded_versions():
+    """``retire_after`` (custom rules only since PCI-3.7.5-RETIRED was removed: its 90-day
+    grace period was not PCI's) judges active superseded versions only."""
+    from ekm.compliance.ruleset import parse_rule_set
+
+    custom = parse_rule_set(
+        'id = "acme"\ntitle = "t"\nversion = "1"\n[[rule]]\nid = "RETIRE"\ntitle = "t"\n'
+        'severity = "medium"\ncite = "acme 1"\n[rule.require]\nretire_after = "90d"\n',
+        "acme.toml",
+        custom=True,
+    )
     vs = [
         VersionRecord(1, KeyState.DISABLED, NOW - days(400)),
         VersionRecord(2, KeyState.ACTIVE, NOW - days(300)),
         VersionRecord(3, KeyState.PRIMARY, NOW - days(200)),
         VersionRecord(4, KeyState.PENDING, NOW - days(1)),
     ]
-    r = evaluate(inv(key("aes-256-gcm", "db", versions=vs)), load_rule_sets(["pci-dss"]))
-    hits = [
-        (f.version, f.status) for f in r.findings + r.passed if f.rule.id == "PCI-3.7.5-RETIRED"
-    ]
+    r = evaluate(inv(key("aes-256-gcm", "db", versions=vs)), [custom])
+    hits = [(f.version, f.status) for f in r.findings + r.passed if f.rule.id == "RETIRE"]
     assert hits == [(2, "fail")]
+    assert "PCI-3.7.5-RETIRED" not in {r.id for r in load_rule_sets("pci-dss")[0].rules}
 
 
 def test_migrated_key_judges_each_version_by_its_own_algorithm():
@@ -360,7 +390,8 @@ def test_migrated_key_judges_each_version_by_its_own_algorithm():
 
     later = evaluate(inv(k), load_rule_sets(["nist-800-131a", "nist-800-57"]), as_of=Y2031)
     ids = {(f.rule.id, f.version) for f in later.findings}
-    assert ("IR8547-QV-DEPRECATED", 1) in ids  # processing with 112 bits: legacy use
+    assert ("IR8547-112-DEPRECATED", 1) in ids  # 112-bit RSA deprecated after 2030
+    assert ("SP800-57-LEGACY-2031", 1) in ids  # processing with 112 bits: legacy use
     assert not any(i == "SP800-57-STRENGTH-2031" for i, _ in ids)  # the primary is 128-bit
     # policy checks (rotation) run once for the key, on its primary
     rot = [r for r in later.findings + later.passed if r.rule.id == "SP800-57-ROTATION"]

@@ -39,13 +39,23 @@ def test_json_shape(result):
     assert "key legacy|rsa v1" in f["message"]
     pin = next(x for x in doc["findings"] if x["rule"] == "PCI-8.3.2-PIN")
     assert pin["key"] is None and pin["version"] is None
-    assert "passed" not in doc
-    assert len(to_json(result, verbose=True)["passed"]) == len(result.passed)
+    # passed results are part of the document without --verbose (issue 18)
+    assert len(doc["passed"]) == len(result.passed) > 0
+    assert doc["home"] == "/srv/ekm" and doc["home_id"] == "0011223344556677"
+    assert doc["keystore"] == "keystore.json"
+    assert doc["collected_at"] == "2026-11-28T12:00:00Z" and doc["as_of"] == doc["collected_at"]
+    assert f["source"]["source"]["edition"] == "Version 2026-01"
+    assert f["source"]["strength"] == "recommended" and f["source"]["draft_capped"] is False
+    assert f["facts"]["type"] == "rsa-2048" and f["facts"]["strength"] == 112
+    assert (
+        f["facts"]["created"] and f["facts"]["age_days"] == 1 and f["facts"]["state"] == "primary"
+    )
+    assert pin["facts"]["home_id"] == "0011223344556677"
 
 
 def test_json_lists_unknown_results(result):
     doc = to_json(result)
-    assert [u["rule"] for u in doc["unknown"]] == []  # pci-dss has no MAC rule
+    assert [u["rule"] for u in doc["unknown"]] == ["FIPS140-3-SSP-STORAGE"]
     r2 = evaluate(inv(keystore_mac_ok=None), load_rule_sets(["hipaa"]))
     assert [u["rule"] for u in to_json(r2)["unknown"]] == ["HIPAA-164.312(c)(1)-INTEGRITY"]
     assert to_json(r2)["evaluated"]["unknown"] == 1
@@ -64,13 +74,17 @@ def test_sarif_validates_against_official_schema(result):
         assert r["help"]["text"] and r["shortDescription"]["text"]
         assert 0 < float(r["properties"]["security-severity"]) <= 10
     assert run["originalUriBaseIds"]["EKMHOME"]["uri"] == "file:///srv/ekm%20home/"
-    assert len(run["results"]) == len(result.findings)
-    for res in run["results"]:
+    fails = [r for r in run["results"] if r["kind"] == "fail"]
+    assert len(fails) == len(result.findings)
+    passes = [r for r in run["results"] if r["kind"] == "pass"]
+    assert len(passes) == len(result.passed) and all(r["level"] == "none" for r in passes)
+    for res in fails:
         assert rules[res["ruleIndex"]]["id"] == res["ruleId"]
         assert res["level"] in ("error", "warning", "note")
+        assert res["properties"]["facts"]
         phys = res["locations"][0]["physicalLocation"]["artifactLocation"]
         assert phys["uriBaseId"] == "EKMHOME"
-    bsi = next(r for r in run["results"] if r["ruleId"] == "BSI-RSA-3000")
+    bsi = next(r for r in fails if r["ruleId"] == "BSI-RSA-3000")
     assert bsi["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "keystore.json"
     assert bsi["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "legacy|rsa/v1"
     assert bsi["level"] == "error"
@@ -142,7 +156,8 @@ def test_markdown_report(result):
     md = to_markdown(result)
     assert md.startswith("# ekm compliance audit")
     assert "Evaluated 9 keys against" in md
-    assert "| BSI-RSA-3000 | legacy\\|rsa | 1 |" in md
+    assert "| BSI-RSA-3000 (unverified) | legacy\\|rsa | 1 |" in md
+    assert "BSI TR-02102-1 Version 2026-01" in md and "final" in md
     assert "## Not evaluated" in md and "## Passed" not in md
     assert "## Passed" in to_markdown(result, verbose=True)
     unverified = evaluate(inv(key("rsa-2048")), load_rule_sets(["nist-800-131a"]), as_of=None)
@@ -161,11 +176,13 @@ def test_table_rows(result):
         "found",
         "required",
         "cite",
+        "source",
+        "facts",
     }
     assert rows[0]["severity"] == "high"  # sorted most severe first
     verbose = table_rows(result, verbose=True)
     assert len(verbose) == len(rows) + len(result.passed)
-    assert {r["status"] for r in verbose} == {"fail", "pass"}
+    assert {r["status"] for r in verbose} == {"fail", "pass", "unknown"}
 
 
 def test_no_format_leaks_fingerprints_or_material():

@@ -59,7 +59,10 @@ def tab(repo_root: Path, env: dict[str, str], line: str) -> tuple[list[str], str
         ("ekm generate billing --usage key-", ["key-wrapping", "key-agreement"]),
         ("ekm audit --format ", ["table", "json", "sarif", "junit", "markdown"]),
         ("ekm audit --compliance pci", ["pci-dss"]),
-        ("ekm audit --compliance pci-dss,nist-800-5", ["pci-dss,nist-800-57"]),
+        (
+            "ekm audit --compliance pci-dss,nist-800-5",
+            ["pci-dss,nist-800-53", "pci-dss,nist-800-57"],
+        ),
         ("ekm audit --fail-on ", ["low", "medium", "high", "critical"]),
         ("ekm report --format ", ["html", "pdf", "markdown", "json"]),
         ("ekm deploy --master-key ", ["file", "passphrase", "pkcs11", "vault-transit"]),
