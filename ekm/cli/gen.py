@@ -409,6 +409,10 @@ def command_page(root: Any, name: str) -> str:
     page = Page(f"ekm-{name}", 1, cmd.get_short_help_str(200).rstrip("."))
     page.sh("SYNOPSIS")
     subs = dict(getattr(cmd, "commands", {}) or {})
+    # a group that also runs on its own (``ekm audit [OPTIONS]``, ``ekm audit attest``)
+    standalone = bool(subs) and getattr(cmd, "invoke_without_command", False)
+    if standalone:
+        page.lines += [f".B ekm {opt(name)}", "[OPTIONS]"]
     if subs:
         for sub_name, sub in subs.items():
             sctx = _ctx(sub, sub_name, ctx)
@@ -423,6 +427,9 @@ def command_page(root: Any, name: str) -> str:
     for p in paras or [cmd.get_short_help_str(200)]:
         page.para(p)
     page.para("The global options of ekm(1) (--home, --config, --json, --debug) apply too.")
+    if standalone:
+        page.sh("OPTIONS")
+        _options(page, _help_records(cmd, ctx))
     if subs:
         page.sh("COMMANDS")
         for sub_name, sub in subs.items():

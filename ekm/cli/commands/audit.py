@@ -3,7 +3,11 @@
 CI reads the exit code and a file: 0 when no finding reaches ``--fail-on`` (default high), 1
 when one does (``--soft-fail``: always 0). The report goes to stdout or, atomically, to
 ``--output FILE``; the one-line summary and warnings go to stderr so stdout stays parseable.
-``--verify-log`` exits 4 on a broken chain, naming the first bad record.
+``--verify-log`` exits 4 on a broken chain, naming the first bad record. ``--explain RULE``
+prints a rule's source and severity mapping; ``--evidence DIR`` also writes a signed evidence
+bundle. ``ekm audit attest RULE`` records an operator attestation: ``audit`` is a command
+group whose callback runs when no subcommand is named, so every ``ekm audit [OPTIONS]``
+invocation keeps working.
 """
 
 from __future__ import annotations
@@ -53,9 +57,7 @@ def _list(obj: Any) -> None:
                         "title": s.title,
                         "version": s.version,
                         "rules": s.rules,
-                        "sources": [
-                            {"id": x.id, "title": x.title, "url": x.url} for x in s.sources
-                        ],
+                        "sources": [x.to_dict() for x in s.sources],
                     }
                     for s in sets
                 ]
@@ -118,7 +120,7 @@ def _table(result: Any, verbose: bool) -> None:
         return
     table(
         None,
-        ["status", "severity", "rule", "key", "version", "found", "required"],
+        ["status", "severity", "rule", "key", "version", "found", "required", "source"],
         [
             [
                 r["status"],
@@ -128,6 +130,7 @@ def _table(result: Any, verbose: bool) -> None:
                 r["version"],
                 r["found"],
                 r["required"],
+                r["source"],
             ]
             for r in rows
         ],
@@ -148,7 +151,56 @@ def _summary(result: Any, fail_on: str, failing: int) -> str:
     return line
 
 
-@app.command(rich_help_panel="Compliance")
+audit_app = typer.Typer(invoke_without_command=True)
+app.add_typer(audit_app, name="audit", rich_help_panel="Compliance")
+
+
+def _explain(obj: Any, rule_id: str) -> None:
+    from ekm.compliance.engine import find_rule
+    from ekm.compliance.explain import explain, explain_text
+
+    rule = find_rule(rule_id.strip())
+    if obj.json:
+        emit_json(explain(rule))
+        return
+    for line in explain_text(rule):
+        typer.echo(line)
+
+
+@audit_app.command("attest")
+def attest(
+    ctx: typer.Context,
+    rule: str = typer.Argument(..., metavar="RULE", help="The attested rule's id."),
+    by: str = typer.Option(..., "--by", metavar="NAME", help="Who attests (a person)."),
+    evidence: str = typer.Option(
+        ..., "--evidence", metavar="FILE", help="The evidence file (its SHA-256 is recorded)."
+    ),
+    expires: str = typer.Option(
+        "365d", "--expires", metavar="DURATION", help="Valid for (default 365d)."
+    ),
+) -> None:
+    """Record an operator attestation of a control ekm cannot see, in the audit log.
+
+    Example: ekm audit attest PCI-3.7.6-ATTEST --by "A. Custodian" --evidence dual-control.pdf
+    """
+    from ekm.compliance.attest import attest as record
+    from ekm.timeutil import parse_duration
+
+    try:
+        valid_for = parse_duration(expires)
+    except ValueError as exc:
+        raise UsageError(f"--expires: {exc}") from None
+    doc = record(ctx.obj.manager(), rule, by=by, evidence=evidence, valid_for=valid_for)
+    if ctx.obj.json:
+        emit_json(doc)
+    else:
+        message(
+            f"ekm: attested {doc['rule']} by {doc['by']} (evidence {doc['evidence']} "
+            f"sha256:{doc['evidence_sha256']}), valid until {doc['expires']}"
+        )
+
+
+@audit_app.callback()
 def audit(
     ctx: typer.Context,
     compliance: str | None = typer.Option(
@@ -187,30 +239,70 @@ def audit(
     verify_log: bool = typer.Option(
         False, "--verify-log", help="Verify the audit log's hash chain (exit 4 on a break)."
     ),
+    explain_rule: str | None = typer.Option(
+        None, "--explain", metavar="RULE", help="Print a rule's source, section and severity."
+    ),
+    enforce_drafts: bool = typer.Option(
+        False,
+        "--enforce-drafts",
+        help="Let rules from draft sources (e.g. NIST IR 8547 ipd) keep their full severity.",
+    ),
+    evidence_dir: str | None = typer.Option(
+        None,
+        "--evidence",
+        metavar="DIR",
+        help="Also write a signed evidence bundle into DIR (new or empty).",
+    ),
 ) -> None:
     """Audit keys and deployment against compliance rule sets; verify the audit log.
 
     Example: ekm audit --compliance fips-140-3 --format sarif --output ekm.sarif
     """
     obj = ctx.obj
-    fail_on = _choice("--fail-on", fail_on, SEVERITIES)
-    if list_sets or verify_log:
-        flag = "--list" if list_sets else "--verify-log"
-        others = [
+    if ctx.invoked_subcommand is not None:
+        given = [
             name
             for name, on in (
-                ("--list", list_sets and verify_log),
                 ("--compliance", compliance),
                 ("--rules", rules),
                 ("--format", fmt),
                 ("--output", output),
                 ("--as-of", as_of),
+                ("--list", list_sets),
+                ("--verify-log", verify_log),
+                ("--explain", explain_rule),
+                ("--evidence", evidence_dir),
+            )
+            if on
+        ]
+        if given:
+            raise UsageError(f"ekm audit {ctx.invoked_subcommand} takes none of {', '.join(given)}")
+        return
+    fail_on = _choice("--fail-on", fail_on, SEVERITIES)
+    if list_sets or verify_log or explain_rule is not None:
+        flag = "--list" if list_sets else "--verify-log" if verify_log else "--explain"
+        others = [
+            name
+            for name, on in (
+                ("--list", list_sets and verify_log),
+                ("--explain", explain_rule is not None and flag != "--explain"),
+                ("--compliance", compliance),
+                ("--rules", rules),
+                ("--format", fmt),
+                ("--output", output),
+                ("--as-of", as_of),
+                ("--evidence", evidence_dir),
             )
             if on
         ]
         if others:
             raise UsageError(f"{flag} takes none of {', '.join(others)}")
-        _list(obj) if list_sets else _verify_log(obj)
+        if list_sets:
+            _list(obj)
+        elif verify_log:
+            _verify_log(obj)
+        else:
+            _explain(obj, explain_rule or "")
         return
     fmt = _choice("--format", fmt or ("json" if obj.json else "table"), FORMATS)
     if obj.json and fmt != "json":
@@ -221,7 +313,13 @@ def audit(
     if output and Path(output).is_dir():
         raise UsageError(f"--output {output}: is a directory; name a file")
     mgr = obj.manager()
-    result = mgr.audit(compliance, rules, when)
+    bundle = None
+    if evidence_dir is not None:
+        result, bundle = mgr.audit_evidence(
+            evidence_dir, compliance, rules, when, enforce_drafts=enforce_drafts
+        )
+    else:
+        result = mgr.audit(compliance, rules, when, enforce_drafts=enforce_drafts)
     if compliance is None and rules is None:
         message("ekm: no --compliance given: evaluated all built-in rule sets")
     for w in result.warnings:
@@ -242,6 +340,11 @@ def audit(
         typer.echo(text, nl=False)
     else:
         _table(result, verbose)
+    if bundle is not None:
+        message(
+            f"ekm: wrote the evidence bundle to {bundle['directory']} (manifest sha256 "
+            f"{bundle['manifest_sha256']}, signing key {bundle['signing_key_fingerprint']})"
+        )
     failing = len(result.at_or_above(fail_on))
     message(_summary(result, fail_on, failing))
     if failing and not soft_fail:

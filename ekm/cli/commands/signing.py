@@ -3,8 +3,8 @@
 ``ekm sign --key NAME FILE...`` writes FILE.sig; ``ekm verify FILE...`` reads FILE.sig. Both read
 the data once, in 1 MiB chunks (constant memory), and ``-`` means stdin. Several files in one
 call follow ekm/cli/batch.py: a report line and an audit record per file, failures do not stop
-the others. The signature names its
-key and version, so ``ekm verify`` needs no ``--key``: a signature made before a rotation or an
+the others. ``ekm verify DIR`` checks an evidence bundle of ``ekm audit --evidence``. The
+signature names its key and version, so ``ekm verify`` needs no ``--key``: a signature made before a rotation or an
 algorithm migration verifies with the version that made it.
 """
 
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from ekm.cli import batch, complete
 from ekm.cli.app import app
-from ekm.cli.render import emit_json, message
+from ekm.cli.render import emit_json, message, warn
 from ekm.errors import UsageError
 
 
@@ -149,6 +150,36 @@ def _sign_many(
     _finish(ctx, "signed", outcomes)
 
 
+def _verify_evidence(ctx: typer.Context, directory: str) -> None:
+    """``ekm verify DIR``: an evidence bundle of ``ekm audit --evidence`` (exit 4 if altered).
+
+    Where the home has an evidence key, the bundle must be signed by it; elsewhere (an
+    auditor's machine) the bundle is checked against its own key and a warning says so.
+    """
+    from ekm.compliance import evidence
+    from ekm.errors import EkmError
+
+    expected = None
+    try:
+        pub = evidence.home_public_key(Path(ctx.obj.manager().home))
+        expected = evidence.fingerprint(pub) if pub is not None else None
+    except EkmError:
+        expected = None
+    info = evidence.verify_bundle(directory, expected_fingerprint=expected)
+    if not info["key_checked"]:
+        warn(
+            "no evidence key in this home: the bundle was checked against its own key "
+            f"{info['signing_key_fingerprint']}; compare it with the home's audit log"
+        )
+    if ctx.obj.json:
+        emit_json(info)
+    else:
+        message(
+            f"evidence bundle {directory} verified: {info['files']} files, signed by "
+            f"{info['signing_key_fingerprint']} (home {info['home_id']}, as of {info['as_of']})"
+        )
+
+
 @app.command("verify", rich_help_panel="Data")
 def verify(
     ctx: typer.Context,
@@ -175,6 +206,9 @@ def verify(
     """
     from ekm.ops.signing import default_sig_path, read_signature
 
+    if len(inputs) == 1 and inputs[0] != "-" and sig is None and Path(inputs[0]).is_dir():
+        _verify_evidence(ctx, inputs[0])
+        return
     items = batch.check_inputs(inputs)
     mgr = ctx.obj.manager()
     if len(items) > 1:
