@@ -300,6 +300,13 @@ def open_root(home: Path, opts: MasterKeyOptions) -> RootKey:
     rk = RootKey(bytearray(root))
     if not hmac.compare_digest(str(meta.get("key_id")), rk.key_id):
         raise IntegrityError(f"{home / MASTER_META}: the root key does not match its key id")
+    if "created" in meta and not hmac.compare_digest(
+        created_mac(rk, str(meta["created"])), str(meta["created_mac"])
+    ):
+        raise IntegrityError(
+            f"{home / MASTER_META}: the master key's creation time does not authenticate "
+            "(tampered); restore master.json from a backup"
+        )
     return rk
 
 

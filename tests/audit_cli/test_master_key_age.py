@@ -32,13 +32,21 @@ def test_fresh_home_records_an_authentic_creation_time(home, audit_json):
     assert "731d old" in old["found"] and old["severity"] == "medium"
 
 
-def test_a_younger_date_written_by_hand_does_not_authenticate(home, audit_json):
+def test_a_younger_date_written_by_hand_does_not_authenticate(home, run, audit_json):
+    """The attack: make an old master key look young. Unlocking refuses the edited record,
+    and the audit, running without the key, never counts the date as a pass."""
     meta = _meta(home)
     meta["created"] = "2999-01-01T00:00:00Z"
     _write(home, meta)
-    _, doc = audit_json("--compliance", "nist-800-57", "--soft-fail")
-    (f,) = items(doc, "findings", RULE)
-    assert "does not authenticate" in f["found"]
+    run("keys", "list").expect_ok()  # metadata needs no key
+    run("encrypt", "--key", "database_encryption", stdin="x").expect_error(
+        4, "creation time does not authenticate"
+    )
+    res, doc = audit_json("--compliance", "nist-800-57", "--soft-fail")
+    assert "creation time does not authenticate" in res.stderr
+    assert not items(doc, "passed", RULE)
+    (u,) = items(doc, "unknown", RULE)
+    assert "not authenticated" in u["found"]
 
 
 def test_home_deployed_before_the_date_was_recorded_is_not_evaluated(home, audit_json):

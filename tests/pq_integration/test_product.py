@@ -113,8 +113,9 @@ def test_public_exports_load_in_openssl(prun, tmp_path):
 
 
 def test_audit_compliance_knows_pq_types(prun):
-    """On a home holding both, NIST SP 800-131A in 2035 flags RSA/ECC and passes ML-DSA/ML-KEM."""
-    res = prun("audit", "--compliance", "nist-800-131a", "--as-of", "2035-01-01",
+    """On a home holding both, NIST IR 8547 after 2035 (from 2036-01-01, issue 18; it was
+    2035-01-01) flags RSA/ECC and passes ML-DSA/ML-KEM."""
+    res = prun("audit", "--compliance", "nist-800-131a", "--as-of", "2036-01-01",
                "--format", "json", "--soft-fail")  # fmt: skip
     doc = json.loads(res.stdout)
     flagged = {f["key"] for f in doc["findings"]}
