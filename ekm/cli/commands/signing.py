@@ -4,8 +4,8 @@
 the data once, in 1 MiB chunks (constant memory), and ``-`` means stdin. Several files in one
 call follow ekm/cli/batch.py: a report line and an audit record per file, failures do not stop
 the others. ``ekm verify DIR`` checks an evidence bundle of ``ekm audit --evidence``. The
-signature names its key and version, so ``ekm verify`` needs no ``--key``: a signature made before a rotation or an
-algorithm migration verifies with the version that made it.
+signature names its key and version, so ``ekm verify`` needs no ``--key``: a signature made
+before a rotation or an algorithm migration verifies with the version that made it.
 """
 
 from __future__ import annotations
