@@ -127,9 +127,9 @@ def test_oversized_answer_is_refused(hostile: Hostile) -> None:
 
 def test_verify_false_warns_once_without_the_token(hostile: Hostile) -> None:
     hostile.body = json.dumps({"data": {"keys": ["k"]}}).encode()
-    from ekm.backends import vault_client
+    from ekm.backends.vault import util
 
-    vault_client._WARNED_UNVERIFIED.discard(hostile.url)
+    util._WARNED_UNVERIFIED.discard(hostile.url)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         for _ in range(2):

@@ -108,7 +108,9 @@ def test_soft_deleted_latest_version_is_loud_not_absent(
     vault: VaultLike, client: VaultClient
 ) -> None:
     client.kv_write("ekm/k", {"v": "1"}, cas=0)
-    client._call("DELETE", "secret/data/ekm/k", op="test delete")
+    client._call(
+        lambda c: c.adapter.delete("/v1/secret/data/ekm/k"), "test delete", "secret/data/ekm/k"
+    )
     with pytest.raises(BackendError, match=r"latest version \(1\) of secret/data/ekm/k is deleted"):
         client.kv_read("ekm/k")
 

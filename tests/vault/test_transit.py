@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from ekm.backends.vault_client import VaultClient
+from ekm.backends.vault_client import PolicyDenied, VaultClient
 from ekm.errors import BackendError, IntegrityError
 from tests.vault import contract
 from tests.vaultlike.server import VaultLike
@@ -96,5 +96,6 @@ def test_transit_policy_denial(vault: VaultLike, make_client: Callable[..., Vaul
     ct = root.transit_encrypt(b"kek")
     c = make_client(vault.create_token(["enc-only"]))
     assert c.transit_encrypt(b"kek").startswith("vault:v1:")
-    with pytest.raises(BackendError, match="denied Transit decrypt on transit/decrypt/ekm"):
+    with pytest.raises(PolicyDenied, match="denied Transit decrypt on transit/decrypt/ekm") as err:
         c.transit_decrypt(ct)
+    assert err.value.exit_code == 4 and "'update' capability" in str(err.value)

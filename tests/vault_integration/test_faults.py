@@ -19,7 +19,7 @@ def test_sealed_vault_refuses_rotation_and_changes_nothing(pair, run, venv, vaul
     a, _ = pair
     vault.seal()
     res = run("--home", str(a), "rotate", "alpha", "--force", env=venv)
-    res.expect_error(5, vault.url, "is sealed", "vault operator unseal")
+    res.expect_error(5, vault.url, "is sealed", "operator unseal")
     vault.unseal()
     assert _versions(a, venv) == 1
 
@@ -48,7 +48,7 @@ def test_policy_denying_the_key_path(pair, run, venv, vault):
     vault.set_policy("ekm-partial", {"secret/data/ekm/keys/beta": ["read"]})
     env = {**venv, "VAULT_TOKEN": vault.create_token(["ekm-partial"])}
     res = run("--home", str(a), "keys", "show", "alpha", env=env)
-    res.expect_error(5, vault.url, "denied", "secret/data/ekm/keys/alpha", "policy")
+    res.expect_error(4, vault.url, "denied", "secret/data/ekm/keys/alpha", "'read' capability")
 
 
 def test_kv_version_1_mount_is_refused_before_writing(make_home, run, venv, vault):
@@ -71,7 +71,7 @@ def test_transit_key_denied_at_deploy_leaves_nothing(make_home, run, venv, vault
     home = make_home("a")
     env = {**venv, "VAULT_TOKEN": vault.create_token(["kv-only"])}
     res = run("--home", str(home), "deploy", env=env)
-    res.expect_error(5, vault.url, "denied", "transit/keys/ekm")
+    res.expect_error(4, vault.url, "denied", "transit/keys/ekm")
     assert not (home / "master.json").exists()
 
 

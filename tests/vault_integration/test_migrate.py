@@ -78,7 +78,7 @@ def test_failure_midway_removes_the_copy_and_switches_nothing(tmp_path, run, ven
     env = {**venv, "VAULT_TOKEN": vault.create_token(["no-beta"])}
     res = run("--home", str(home), "keys", "migrate", "--to", "vault",
               "--master-key", "vault-transit", env=env)  # fmt: skip
-    res.expect_error(5, vault.url, "denied", "secret/data/ekm/keys/beta")
+    res.expect_error(4, vault.url, "denied", "secret/data/ekm/keys/beta", "'create' capability")
     assert (home / "ekm.toml").read_bytes() == cfg_before
     assert (home / "master.json").read_bytes() == master_before
     store = KeyManager(home, env=venv).vault_store()

@@ -123,5 +123,5 @@ def test_rotate_check_works_with_a_read_only_token(pair, run, venv, vault):
     assert due.code == 1 and "alpha" in due.stdout and "beta" in due.stdout
     # the same token cannot change anything, and nothing is half-written
     res = run("--home", str(a), "rotate", "alpha", "--force", env=ro)
-    res.expect_error(5, vault.url, "denied", "docs/vault.md")
+    res.expect_error(4, vault.url, "denied", "docs/vault.md")
     assert _mgr(a, venv).key_info("alpha").latest_version == 1
