@@ -97,7 +97,7 @@ class BaoProcess:
     def start(self) -> None:
         fh = self.log.open("ab")
         try:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own binary and arguments
+            self.proc = subprocess.Popen(
                 self.args,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
@@ -161,6 +161,10 @@ class Server:
     dir: Path
     verify: bool | str = True
     unseal_key: str | None = None
+    #: the TLS listener and its files, the file audit device (the TLS server only)
+    tls_url: str = ""
+    pki: dict[str, Path] = field(default_factory=dict)
+    audit_log: Path | None = None
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
         kw.setdefault("token", self.root_token)
@@ -203,15 +207,17 @@ def start_dev(bao: str, base: Path, *, extra_config: str | None = None) -> Serve
 
 
 def start_sealed(bao: str, base: Path) -> Server:
-    """A server with file storage, initialised with one key share, left sealed."""
+    """A single Raft node, initialised with one key share, left sealed (OpenBao 2.7 has no
+    file storage; Raft is what operators run)."""
     base.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port, cport = free_port(), free_port()
     (base / "data").mkdir()
     cfg = base / "server.hcl"
     cfg.write_text(
-        f'storage "file" {{ path = "{base / "data"}" }}\n'
-        f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
-        f'api_addr = "http://127.0.0.1:{port}"\ndisable_mlock = true\n'
+        f'storage "raft" {{\n  path = "{base / "data"}"\n  node_id = "sealed"\n}}\n'
+        f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n'
+        f'  cluster_address = "127.0.0.1:{cport}"\n  tls_disable = true\n}}\n'
+        f'api_addr = "http://127.0.0.1:{port}"\ncluster_addr = "https://127.0.0.1:{cport}"\n'
     )
     proc = BaoProcess(
         [bao, "server", f"-config={cfg}", "-log-level=warn"], base / "bao.log", _env(base)
@@ -346,7 +352,6 @@ def start_raft(bao: str, base: Path, size: int = 3) -> RaftCluster:
             f'  cluster_address = "127.0.0.1:{cport}"\n  tls_disable = true\n}}\n'
             f'api_addr = "http://127.0.0.1:{port}"\n'
             f'cluster_addr = "https://127.0.0.1:{cport}"\n'
-            "disable_mlock = true\n"
         )
         proc = BaoProcess(
             [bao, "server", f"-config={cfg}", "-log-level=warn"], d / "bao.log", _env(d)

@@ -271,14 +271,19 @@ class VaultClient:
         return reply
 
     def _token_rejected(self, reply: _Reply, path: str) -> bool:
-        """Vault answers 403 both for a bad token and a policy denial; tell them apart."""
+        """Vault answers 403 both for a bad token and a policy denial; tell them apart.
+
+        Vault says "invalid token"; OpenBao says only "permission denied". Every live token
+        may look itself up (the default policy grants it), so a 403 there means the token
+        itself is expired or revoked.
+        """
         text = _errors_text(reply.body).lower()
         if "invalid token" in text or not self._hvac.token:
             return True
         if path == "auth/token/lookup-self":
             return False
         probe = self._send(lambda c: c.auth.token.lookup_self(), "token lookup")
-        return probe.status == 403 and "invalid token" in _errors_text(probe.body).lower()
+        return probe.status == 403
 
     def _auth_error(self) -> BackendAuthError:
         fix = {
@@ -622,6 +627,7 @@ class VaultClient:
             "expire_time": None,
             "expires_soon": False,
             "kv_version": None,
+            "renewed": False,
         }
         self._connect()
         seal = self._send(lambda c: c.sys.read_seal_status(), "seal status")
@@ -652,6 +658,11 @@ class VaultClient:
             result["expire_time"] = self._clean(expire) if isinstance(expire, str) else None
             warn = s.token_warn_before.total_seconds()
             result["expires_soon"] = bool(ttl) and ttl < warn
+            if result["expires_soon"] and data.get("renewable") is True:
+                renewed = self.renew_token(int(2 * warn))
+                if renewed is not None:
+                    result["token_ttl"], result["renewed"] = renewed, True
+                    result["expires_soon"] = renewed < warn
         version = self._detect_kv_version()
         self._kv_version = version or 0
         result["kv_version"] = version
@@ -660,3 +671,20 @@ class VaultClient:
 
 # --------------------------------------------------------------------------------------------
 # helpers
+
+    def renew_token(self, increment: int) -> int | None:
+        """Renew this token by up to ``increment`` seconds; the new TTL, or None if refused.
+
+        Why: a cron job's token that nobody renews expires and every run after fails; ekm
+        renews it when ``ekm status --vault`` finds it expiring within token_warn_before
+        (the server caps the TTL at the token's max TTL). Never raises for a refusal: the
+        warning about the expiring token stays.
+        """
+        reply = self._call(
+            lambda c: c.auth.token.renew_self(increment=increment),
+            "token renewal",
+            "auth/token/renew-self",
+        )
+        auth = _dict(_dict(reply.body).get("auth")) if reply.status == 200 else {}
+        ttl = auth.get("lease_duration")
+        return ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else None

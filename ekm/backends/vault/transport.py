@@ -161,6 +161,9 @@ class FailoverAdapter(RawAdapter):  # type: ignore[misc]
         import requests
 
         kwargs.pop("raise_exception", None)  # this adapter never raises hvac errors
+        wrap_ttl = kwargs.pop("wrap_ttl", None)
+        if wrap_ttl:
+            headers = {**(headers or {}), "X-Vault-Wrap-TTL": str(wrap_ttl)}
         path = "/" + url.lstrip("/")
         while "//" in path:
             path = path.replace("//", "/")
