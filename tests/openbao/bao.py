@@ -319,6 +319,24 @@ class RaftCluster:
             time.sleep(0.3)
         raise RuntimeError(f"the Raft cluster did not become healthy: {last}")
 
+    def new_kv_mount(self, name: str, *, timeout: float = 60.0) -> None:
+        """Enable a KV v2 mount and wait until every node serves it.
+
+        A fresh mount answers 400 "upgrading" on standbys for a moment (and 404 "no handler"
+        until they replicate it); tests start once every node reads it.
+        """
+        self.call("POST", f"sys/mounts/{name}", json={"type": "kv", "options": {"version": "2"}})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answers = [
+                api(n.url, "GET", f"{name}/data/probe", token=self.root_token, timeout=5)
+                for n in self.nodes
+            ]
+            if all(s == 404 and b == {"errors": []} for s, b in answers):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"mount {name} not served by every node: {answers}")
+
     def stop(self) -> None:
         for n in self.nodes:
             n.process.stop()

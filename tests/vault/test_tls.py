@@ -80,7 +80,8 @@ def test_untrusted_certificate_fails_closed_without_retry(tls_vault: VaultLike) 
     assert err.value.exit_code == 5
     assert str(err.value) == (
         f"TLS verification of Vault at {tls_vault.url} failed; set vault.ca_cert to the CA "
-        "that signed its certificate and check the host name (or client certificate); nothing was sent"
+        "that signed its certificate and check the host name (or client certificate); "
+        "nothing was sent"
     )
     assert tls_vault.requests == []
 

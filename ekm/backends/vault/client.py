@@ -66,7 +66,7 @@ class VaultClient:
         settings: VaultSettings,
         *,
         sleep: Callable[[float], None] = time.sleep,
-        max_retries: int = 5,
+        max_retries: int = 2,
         backoff: float = 0.25,
         max_backoff: float = 8.0,
     ) -> None:
@@ -667,10 +667,6 @@ class VaultClient:
         self._kv_version = version or 0
         result["kv_version"] = version
         return result
-
-
-# --------------------------------------------------------------------------------------------
-# helpers
 
     def renew_token(self, increment: int) -> int | None:
         """Renew this token by up to ``increment`` seconds; the new TTL, or None if refused.
