@@ -27,6 +27,7 @@ def test_status_of_a_healthy_vault(vault: VaultLike, client: VaultClient) -> Non
         "expire_time": None,
         "expires_soon": False,
         "kv_version": 2,
+        "renewed": False,
     }
     assert vault.root_token not in json.dumps(st)
 
