@@ -7,7 +7,7 @@ cryptography backend, no rich and no typer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # not ``from typing import``: typing alone costs more than ``--version``
 
 __version__ = "0.1.0"
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     EnterpriseKeyManager = KeyManager
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     try:
         module_name, attr = _LAZY[name]
     except KeyError:

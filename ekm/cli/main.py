@@ -7,8 +7,6 @@ carries its own code; click usage errors are 2; anything else is a bug, reported
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import os
 import sys
 
@@ -43,6 +41,8 @@ def build_app(command: str | None = None):  # type: ignore[no-untyped-def]
     report renderers or the PKCS#11 bindings. Unknown names, shell completion and help
     listings get every command (click then suggests the close names).
     """
+    import importlib
+
     from ekm.cli.app import app
     from ekm.cli.registry import all_modules, modules_for
 
@@ -132,14 +132,14 @@ def _answer_without_typer(args: list[str]) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``ekm``; returns (and exits with) the process exit code."""
-    _harden()
     args = hoist_global_options(sys.argv[1:] if argv is None else list(argv))
     completing = "_EKM_COMPLETE" in os.environ  # shell completion: typer answers it
     if not completing:
-        quick = _answer_without_typer(args)
+        quick = _answer_without_typer(args)  # before _harden: nothing secret is loaded here
         if quick is not None:
             sys.stdout.flush()
             return quick
+    _harden()
     debug = "--debug" in args
     try:
         return _main(args, debug, completing)
@@ -208,6 +208,8 @@ def _main(args: list[str], debug: bool, completing: bool) -> int:
         code = 130
     except BrokenPipeError:
         code = 0
+        import contextlib
+
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     except ModuleNotFoundError as exc:  # an environment that lost a dependency of a command

@@ -11,7 +11,6 @@ the two cannot drift apart silently.
 from __future__ import annotations
 
 import os
-import textwrap
 
 #: name, help panel, defining modules under ekm.cli.commands, first paragraph of its help.
 COMMANDS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
@@ -106,6 +105,8 @@ def first_word(args: list[str]) -> str | None:
 
 def render_help(width: int | None = None) -> str:
     """The top-level help as plain text (no colour, no box drawing: it is read in pipes too)."""
+    import textwrap
+
     if width is None:
         try:
             width = os.get_terminal_size().columns
