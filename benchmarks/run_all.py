@@ -48,6 +48,7 @@ FULL: dict[str, list[str]] = {
     "bench_hsm": ["--seconds", "0.5"],
     "bench_audit": ["--keys", "10000", "--repeat", "1"],
     "bench_report": ["--keys", "1000", "--records", "10000"],
+    "bench_vault_failover": ["--runs", "2"],
     "crash_soak": ["--kills", "50"],
 }  # fmt: skip
 #: Small sizes for a development run (minutes); the README is not touched.
