@@ -214,3 +214,40 @@ def identity(result: AuditResult) -> dict[str, Any]:
         "as_of": iso(result.as_of),
         "enforce_drafts": result.enforce_drafts,
     }
+
+
+class Memo:
+    """Per-report caches: a rule's source is the same for each of its results, and a key
+    version's facts the same under every rule, so 10,000 keys x 100 rules compute each once.
+    """
+
+    def __init__(self, result: AuditResult) -> None:
+        self.result = result
+        self._sources: dict[int, dict[str, Any]] = {}
+        self._facts: dict[tuple[int, int | None], dict[str, Any]] = {}
+
+    def source(self, rule: Rule) -> dict[str, Any]:
+        """A result's compact provenance: the source's id, edition, date and status, the
+        section and strength, and the severity; the full document and the mapping sentence
+        are in the report's ``rules`` table (one entry per rule, not per result)."""
+        got = self._sources.get(id(rule))
+        if got is None:
+            src = rule.source
+            got = self._sources[id(rule)] = {
+                "id": src.id if src else None,
+                "edition": src.edition if src else None,
+                "date": src.date if src else None,
+                "status": src.status if src else None,
+                "section": rule.section or None,
+                "strength": rule.strength or None,
+                "declared_severity": rule.declared_severity or rule.severity,
+                "draft_capped": rule.capped,
+            }
+        return got
+
+    def facts(self, item: CheckResult) -> dict[str, Any]:
+        k = (id(item.subject), item.version)
+        got = self._facts.get(k)
+        if got is None:
+            got = self._facts[k] = facts(item, self.result)
+        return got

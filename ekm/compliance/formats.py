@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ekm.compliance.engine import AuditResult, CheckResult
-from ekm.compliance.explain import facts, identity, rule_source
+from ekm.compliance.explain import Memo, identity, rule_source
 from ekm.compliance.ruleset import SEVERITIES, Rule
 from ekm.timeutil import iso
 
@@ -36,7 +36,7 @@ def _rule_sets(result: AuditResult) -> list[dict[str, Any]]:
     ]
 
 
-def _item(r: CheckResult, result: AuditResult) -> dict[str, Any]:
+def _item(r: CheckResult, memo: Memo) -> dict[str, Any]:
     return {
         "rule": r.rule.id,
         "rule_set": r.rule.rule_set,
@@ -51,8 +51,8 @@ def _item(r: CheckResult, result: AuditResult) -> dict[str, Any]:
         "cite": r.rule.cite,
         "verified": r.rule.verified,
         "remedy": r.rule.remedy or None,
-        "source": rule_source(r.rule),
-        "facts": facts(r, result),
+        "source": memo.source(r.rule),
+        "facts": memo.facts(r),
     }
 
 
@@ -65,6 +65,7 @@ def to_json(result: AuditResult, *, verbose: bool = False) -> dict[str, Any]:
     (when the inventory was taken) from ``as_of`` (when the rules were judged).
     """
     ident = identity(result)
+    memo = Memo(result)
     doc: dict[str, Any] = {
         "home": ident["home"],
         "home_id": ident["home_id"],
@@ -73,9 +74,10 @@ def to_json(result: AuditResult, *, verbose: bool = False) -> dict[str, Any]:
         "as_of": iso(result.as_of),
         "audited": ident,
         "rule_sets": _rule_sets(result),
-        "findings": [_item(f, result) for f in result.findings],
-        "unknown": [_item(u, result) for u in result.unknown],
-        "passed": [_item(p, result) for p in result.passed],
+        "findings": [_item(f, memo) for f in result.findings],
+        "unknown": [_item(u, memo) for u in result.unknown],
+        "passed": [_item(p, memo) for p in result.passed],
+        "rules": {f"{r.rule_set}/{r.id}": rule_source(r) for r in result.rules},
         "summary": result.summary(),
         "evaluated": {
             "keys": result.keys_evaluated,
@@ -140,6 +142,7 @@ def to_sarif(result: AuditResult, *, home: str, tool_version: str) -> dict[str, 
     the key and version travel as a logical location.
     """
     rules = result.rules
+    memo = Memo(result)
     index = {(r.rule_set, r.id): i for i, r in enumerate(rules)}
     results = []
     for f in [*result.findings, *result.unknown, *result.passed]:
@@ -177,7 +180,8 @@ def to_sarif(result: AuditResult, *, home: str, tool_version: str) -> dict[str, 
                     "required": f.required,
                     "cite": f.rule.cite,
                     "status": f.status,
-                    "facts": facts(f, result),
+                    # passes are listed for completeness; their facts are in the JSON report
+                    "facts": memo.facts(f) if kind != "pass" else None,
                 },
             }
         )
@@ -282,6 +286,7 @@ def _md(text: Any) -> str:
 def to_markdown(result: AuditResult, *, verbose: bool = False) -> str:
     """A Markdown report (for a PR comment or a job summary)."""
     s = result.summary()
+    memo = Memo(result)
     ids = ", ".join(f"{rs.id} {rs.version}" for rs in result.rule_sets)
     lines = [
         "# ekm compliance audit",
@@ -319,7 +324,7 @@ def to_markdown(result: AuditResult, *, verbose: bool = False) -> str:
                 i.found,
                 i.required,
                 _source_cell(i.rule),
-                _facts_cell(i, result),
+                _facts_cell(i, memo),
             ]
             lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
         lines.append("")
@@ -337,13 +342,14 @@ def _source_cell(rule: Rule) -> str:
     return text
 
 
-def _facts_cell(item: CheckResult, result: AuditResult) -> str:
-    return ", ".join(f"{k}={v}" for k, v in facts(item, result).items() if v is not None)
+def _facts_cell(item: CheckResult, memo: Memo) -> str:
+    return ", ".join(f"{k}={v}" for k, v in memo.facts(item).items() if v is not None)
 
 
 def table_rows(result: AuditResult, verbose: bool = False) -> list[dict[str, str]]:
     """Rows for the CLI's rich table: findings, then unknown, then (verbose) passed."""
     items = [*result.findings, *result.unknown, *(result.passed if verbose else ())]
+    memo = Memo(result)
     return [
         {
             "status": i.status,
@@ -355,7 +361,7 @@ def table_rows(result: AuditResult, verbose: bool = False) -> list[dict[str, str
             "required": i.required,
             "cite": i.rule.cite,
             "source": _source_cell(i.rule),
-            "facts": _facts_cell(i, result),
+            "facts": _facts_cell(i, memo),
         }
         for i in items
     ]

@@ -44,7 +44,9 @@ def test_json_shape(result):
     assert doc["home"] == "/srv/ekm" and doc["home_id"] == "0011223344556677"
     assert doc["keystore"] == "keystore.json"
     assert doc["collected_at"] == "2026-11-28T12:00:00Z" and doc["as_of"] == doc["collected_at"]
-    assert f["source"]["source"]["edition"] == "Version 2026-01"
+    assert f["source"]["edition"] == "Version 2026-01" and f["source"]["status"] == "final"
+    full = doc["rules"]["bsi-tr-02102-1/BSI-RSA-3000"]
+    assert full["source"]["publisher"].startswith("Bundesamt") and "maps to" in full["mapping"]
     assert f["source"]["strength"] == "recommended" and f["source"]["draft_capped"] is False
     assert f["facts"]["type"] == "rsa-2048" and f["facts"]["strength"] == 112
     assert (
