@@ -30,8 +30,9 @@ def _canonical(obj: Any) -> bytes:
 class ApiKeyStore:
     """Load/save the table; every load checks the file MAC (hostile input otherwise)."""
 
-    def __init__(self, path: Path, mac_key: bytes) -> None:
+    def __init__(self, path: Path, mac_key: bytes, *, home: Path | None = None) -> None:
         self.path = path
+        self.home = home if home is not None else path.parent
         self._mac_key = mac_key
 
     def _mac(self, records: list[dict[str, Any]]) -> str:
@@ -47,7 +48,7 @@ class ApiKeyStore:
             "restore it from a backup or revoke and re-create the API keys"
         )
         try:
-            doc = json.loads(read_private(self.path, limit=16 * 1024 * 1024))
+            doc = json.loads(read_private(self.path, limit=16 * 1024 * 1024, home=self.home))
             records = doc["keys"]
             if doc.get("format") != FORMAT or not isinstance(records, list):
                 raise ValueError
@@ -64,7 +65,11 @@ class ApiKeyStore:
     def save(self, records: list[dict[str, Any]]) -> None:
         """Replace the table atomically (0600); call under the keystore lock."""
         doc = {"format": FORMAT, "keys": records, "mac": self._mac(records)}
-        atomic_write(self.path, json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n")
+        atomic_write(
+            self.path,
+            json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n",
+            home=self.home,
+        )
 
     @staticmethod
     def find(records: list[dict[str, Any]], key_id: str) -> dict[str, Any]:

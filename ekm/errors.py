@@ -73,6 +73,14 @@ class StorageError(IntegrityError):
     """A write failed (disk full, I/O error); the previous state was kept (exit 4)."""
 
 
+class NotDurableError(StorageError):
+    """A file was replaced but flushing it failed: the new state is visible, maybe not durable.
+
+    Unlike its parent this does not mean "nothing changed"; callers that record what happened
+    (the audit log's intent and commit) must treat the change as made.
+    """
+
+
 class BackendError(EkmError):
     """A backend (HSM, Vault, webhook) is unreachable or refuses (exit 5)."""
 

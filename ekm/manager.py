@@ -34,7 +34,6 @@ from ekm.errors import (
     NotFoundError,
     UsageError,
 )
-from ekm.fsutil import check_private, ensure_private_dir
 from ekm.home import HomeLayout, default_home
 from ekm.keystore import Keystore
 from ekm.masterkey import MasterKeyOptions, RootKey
@@ -44,6 +43,7 @@ from ekm.ops import CryptoOps
 from ekm.ops.signing import SigningOps
 from ekm.report.ops import ReportOps
 from ekm.rotation.ops import RotationOps
+from ekm.storage.paths import check_ancestors, check_private, ensure_private_dir
 from ekm.timeutil import instant, iso, parse_duration
 
 PassphraseProvider = Callable[[bool], str]
@@ -164,6 +164,7 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
                 f"{self.home} is not an ekm home: master.json is missing (run `ekm deploy`)"
             )
         check_private(self.home)
+        check_ancestors(self.home)
 
     def _document_store(self) -> Any:
         backend = self.config.get("storage", "backend")
@@ -173,7 +174,9 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
             return VaultDocumentStore(
                 self.vault_client(), lock_path=self.layout.lock, lock_timeout=self._lock_timeout
             )
-        return FileDocumentStore(self.layout.keys_dir, self.layout.lock, self._lock_timeout)
+        return FileDocumentStore(
+            self.layout.keys_dir, self.layout.lock, self._lock_timeout, home=self.home
+        )
 
     @property
     def keystore(self) -> Keystore:
@@ -347,7 +350,8 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
         home_existed = self.home.exists()
         if not dry_run:
             ensure_private_dir(self.home)
-            ensure_private_dir(self.layout.keys_dir)
+            check_ancestors(self.home)
+            ensure_private_dir(self.layout.keys_dir, home=self.home)
         act("home", home_existed, f"{self.home} (0700)")
 
         # 2. config
@@ -372,7 +376,7 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
                 raw["hsm"] = self.config.hsm
             if self.config.vault:
                 raw["vault"] = self.config.vault
-            atomic_write(cfg_path, cfgmod.render(raw))
+            atomic_write(cfg_path, cfgmod.render(raw), home=self.home)
             self.config = cfgmod.load(cfg_path)
             self.config_path = cfg_path
         act("config", cfg_exists, str(cfg_path))

@@ -133,7 +133,9 @@ def create(home: Path, opts: MasterKeyOptions, *, now: Any = None) -> RootKey:
     meta: dict[str, Any] = {"format": FORMAT, "source": opts.source}
     if opts.source == "file":
         kek = os.urandom(32)
-        atomic_write(home / opts.key_file, _KEYFILE_MAGIC + base64.b64encode(kek) + b"\n")
+        atomic_write(
+            home / opts.key_file, _KEYFILE_MAGIC + base64.b64encode(kek) + b"\n", home=home
+        )
         meta["key_file"] = opts.key_file
         meta["wrapped_root"] = _b64(_aead_wrap(kek, bytes(root), _ROOT_AAD))
     elif opts.source == "passphrase":
@@ -182,7 +184,7 @@ def create(home: Path, opts: MasterKeyOptions, *, now: Any = None) -> RootKey:
 
     meta["created"] = iso(instant(now))
     meta["created_mac"] = created_mac(rk, meta["created"])
-    atomic_write(home / MASTER_META, json.dumps(meta, indent=1).encode())
+    atomic_write(home / MASTER_META, json.dumps(meta, indent=1).encode(), home=home)
     return rk
 
 
@@ -198,7 +200,7 @@ def read_meta(home: Path) -> dict[str, Any]:
     if not path.exists():
         raise NotFoundError(f"{path} is missing: this home has no master key (run `ekm deploy`)")
     try:
-        meta = json.loads(read_private(path, limit=1024 * 1024))
+        meta = json.loads(read_private(path, limit=1024 * 1024, home=home))
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError
         _check_meta_fields(meta)
@@ -316,7 +318,7 @@ def _read_key_file(path: Path, *, named_in: Path) -> bytes:
             f"{path} is missing (named in {named_in.name}): the master key file is needed to "
             "unlock the keystore (restore it from your backup)"
         )
-    data = read_private(path, limit=4096)
+    data = read_private(path, limit=4096, home=named_in.parent)
     body = data[len(_KEYFILE_MAGIC) :]
     if not data.startswith(_KEYFILE_MAGIC) or len(body) != 45 or not body.endswith(b"\n"):
         raise IntegrityError(f"{path} is not an ekm master key file (tampered or truncated)")

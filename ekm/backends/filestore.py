@@ -2,25 +2,21 @@
 
 Directory 0700, files 0600, every write atomic (temp file, fsync, rename, fsync dir), one
 writer at a time through ``$EKM_HOME/.lock``. Files that group or others can read, symlinks,
-oversized or non-regular files are refused: a keystore file is treated as hostile input.
+oversized or non-regular files are refused: a keystore file is treated as hostile input. With
+``home`` given, every file is opened relative to the home's descriptor without following a
+link (:mod:`ekm.storage.paths`), so a ``keys`` link cannot lead reads or writes elsewhere.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 from ekm.errors import StorageError
-from ekm.fsutil import (
-    FileLock,
-    atomic_write,
-    atomic_write_many,
-    check_private,
-    ensure_private_dir,
-    read_private,
-)
+from ekm.storage.atomic import atomic_write, atomic_write_many, read_private
+from ekm.storage.lock import FileLock
+from ekm.storage.paths import check_private, ensure_private_dir, opened_dir, refuse_link
 
 MAX_DOC_BYTES = 16 * 1024 * 1024
 SUFFIX = ".json"
@@ -31,11 +27,18 @@ class FileDocumentStore:
 
     kind = "file"
 
-    def __init__(self, directory: Path, lock_path: Path, lock_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        lock_path: Path,
+        lock_timeout: float = 30.0,
+        *,
+        home: Path | None = None,
+    ) -> None:
         self.directory = directory
+        self.home = home
         self._lock = FileLock(lock_path, timeout=lock_timeout)
         self._dir_checked = False
-        self._swept = False
 
     def describe(self) -> str:
         return str(self.directory)
@@ -43,10 +46,20 @@ class FileDocumentStore:
     def path(self, name: str) -> Path:
         return self.directory / f"{name}{SUFFIX}"
 
-    def names(self) -> list[str]:
+    def _entries(self) -> list[str]:
+        """The directory's entries, listed through a descriptor that followed no link."""
         try:
-            entries = os.listdir(self.directory)
+            with opened_dir(self.directory, home=self.home) as dfd:
+                return os.listdir(dfd)
         except FileNotFoundError:
+            return []
+        except OSError as exc:
+            refuse_link(self.directory, exc)
+            raise StorageError(f"cannot list {self.directory}: {exc.strerror}") from None
+
+    def names(self) -> list[str]:
+        entries = self._entries()
+        if not entries:
             return []
         check_private(self.directory)
         return sorted(
@@ -55,11 +68,7 @@ class FileDocumentStore:
 
     def unexpected_files(self) -> list[str]:
         """Entries that are not key documents (for audits and the monitor)."""
-        try:
-            entries = os.listdir(self.directory)
-        except FileNotFoundError:
-            return []
-        return sorted(e for e in entries if not e.endswith(SUFFIX) or e.startswith("."))
+        return sorted(e for e in self._entries() if not e.endswith(SUFFIX) or e.startswith("."))
 
     def read(self, name: str) -> tuple[bytes, Any] | None:
         path = self.path(name)
@@ -67,7 +76,7 @@ class FileDocumentStore:
             check_private(self.directory)
             self._dir_checked = True
         try:
-            data = read_private(path, limit=MAX_DOC_BYTES)
+            data = read_private(path, limit=MAX_DOC_BYTES, home=self.home)
         except FileNotFoundError:
             return None
         except StorageError:
@@ -76,42 +85,21 @@ class FileDocumentStore:
             raise StorageError(f"cannot read {path}: {exc.strerror}") from None
         return data, None
 
-    def _sweep_stale_tmp(self) -> None:
-        """Remove temporary files left by ekm processes that died mid-write (SIGKILL).
-
-        They are never read (a write is only visible after its rename), but they would pile
-        up and the monitor reports them as unexpected files. Only files whose writer's pid
-        is gone are removed, once per process.
-        """
-        if self._swept:
-            return
-        self._swept = True
-        for entry in self.unexpected_files():
-            parts = entry.split(".")
-            if not (entry.startswith(".") and entry.endswith(".tmp") and len(parts) >= 5):
-                continue
-            pid = parts[-3]
-            if not pid.isdigit() or _alive(int(pid)):
-                continue
-            with contextlib.suppress(OSError):
-                os.unlink(self.directory / entry)
-
     def write(self, name: str, data: bytes, token: Any) -> Any:
-        ensure_private_dir(self.directory)
-        self._sweep_stale_tmp()
-        atomic_write(self.path(name), data)
+        ensure_private_dir(self.directory, home=self.home)
+        atomic_write(self.path(name), data, home=self.home)
         return None
 
     def write_many(self, items: list[tuple[str, bytes]]) -> None:
         """Write several documents with one sync (bulk rotation); each stays atomic."""
-        ensure_private_dir(self.directory)
-        self._sweep_stale_tmp()
-        atomic_write_many([(self.path(name), data) for name, data in items])
+        ensure_private_dir(self.directory, home=self.home)
+        atomic_write_many([(self.path(name), data) for name, data in items], home=self.home)
 
     def delete(self, name: str, token: Any) -> None:
         path = self.path(name)
         try:
-            os.unlink(path)
+            with opened_dir(self.directory, home=self.home) as dfd:
+                os.unlink(path.name, dir_fd=dfd)
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -124,16 +112,3 @@ class FileDocumentStore:
         check_private(self.directory)
         for name in self.names():
             check_private(self.path(name))
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid exists (signal 0 probes without signalling)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -173,7 +173,7 @@ class VaultOps:
             raise UsageError(
                 f"the keystore shared in Vault uses master key source {source}, not {master_key}"
             )
-        atomic_write(self.layout.master_meta, raw)
+        atomic_write(self.layout.master_meta, raw, home=self.home)
         try:
             root = masterkey.open_root(self.home, self._master_options(source))
         except BaseException:
@@ -245,7 +245,9 @@ class VaultOps:
         else:
             from ekm.backends.filestore import FileDocumentStore
 
-            target = FileDocumentStore(self.layout.keys_dir, self.layout.lock, self._lock_timeout)
+            target = FileDocumentStore(
+                self.layout.keys_dir, self.layout.lock, self._lock_timeout, home=self.home
+            )
         source_ks = self.keystore
         with source_ks.store.lock():
             source_ks.forget()
@@ -361,8 +363,9 @@ class VaultOps:
         data = cfgmod.render(raw)
         new_config = cfgmod.parse(data, path)  # validate before anything is replaced
         if rewrapped:
-            atomic_write(self.layout.master_meta, master_raw)  # same root key, either works
-        atomic_write(path, data)
+            # same root key, either works
+            atomic_write(self.layout.master_meta, master_raw, home=self.home)
+        atomic_write(path, data, home=self.home)
         self.config = new_config
         self._keystore = None
         old_copy = None

@@ -109,6 +109,10 @@ def unsafe_paths(home: Path, extra: Iterable[Path] = ()) -> list[str]:
                 judge(path, os.lstat(path))
             except OSError:
                 bad.append(f"{_rel(home, path)} (unreadable)")
+    from ekm.storage.paths import unsafe_ancestors
+
+    for directory, why in unsafe_ancestors(home):
+        bad.append(f"{directory} (a parent of the home, {why})")
     for path in extra:
         try:
             judge(path, os.lstat(path))
@@ -288,7 +292,7 @@ class _Collector:
             try:
                 from ekm.fsutil import read_private
 
-                data = read_private(path, limit=MAX_BACKUP_READ)
+                data = read_private(path, limit=MAX_BACKUP_READ, home=self.home)
                 header, _, _ = bk.read_header(data)
                 created = from_iso(str(header.get("created")))
                 names = [str(n) for n in header["keys"]]

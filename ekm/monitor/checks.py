@@ -152,7 +152,25 @@ def check_permissions(ctx: CheckContext) -> list[Event]:
                     uid=st.st_uid,
                 )
             )
+    events.extend(_parent_events(ctx))
     return events
+
+
+def _parent_events(ctx: CheckContext) -> list[Event]:
+    """Directories above the home through which another user could swap the home's files."""
+    from ekm.storage.paths import unsafe_ancestors
+
+    return [
+        ctx.event(
+            "files.parent",
+            SecurityLevel.HIGH,
+            "home parent",
+            f"{directory}, above the home, is {why}: another user could replace the home "
+            "or its files (remove their write access, or move the home)",
+            path=str(directory),
+        )
+        for directory, why in unsafe_ancestors(ctx.manager.home)
+    ]
 
 
 def _is_fresh_atomic_tmp(name: str, st: os.stat_result, now: datetime) -> bool:

@@ -27,7 +27,7 @@ class ApiKeyOps:
         from ekm.apikeys import FILE_NAME, ApiKeyStore
 
         self.unlock()
-        return ApiKeyStore(self.home / FILE_NAME, self._root.derive("apikeys-mac"))
+        return ApiKeyStore(self.home / FILE_NAME, self._root.derive("apikeys-mac"), home=self.home)
 
     def _api_mac_key(self, name: str, version: int | None) -> tuple[Any, bytes]:
         key, kv = self._usable(name, version)

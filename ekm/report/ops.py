@@ -62,7 +62,9 @@ class ReportOps:
         if not path.exists():
             return None
         try:
-            return parse_baseline(json.loads(read_private(path, limit=MAX_BASELINE_BYTES)))
+            return parse_baseline(
+                json.loads(read_private(path, limit=MAX_BASELINE_BYTES, home=self.home))
+            )
         except (ValueError, RecursionError):
             problem = "is not JSON"
         except InvalidError as exc:
@@ -173,6 +175,6 @@ class ReportOps:
         from ekm.fsutil import atomic_write, ensure_private_dir
         from ekm.report.baseline import Baseline
 
-        ensure_private_dir(self.layout.state_dir)
+        ensure_private_dir(self.layout.state_dir, home=self.home)
         doc = json.dumps(Baseline.from_report(data).to_dict(), separators=(",", ":"))
-        atomic_write(self.report_baseline_path, doc.encode())
+        atomic_write(self.report_baseline_path, doc.encode(), home=self.home)

@@ -635,7 +635,7 @@ class RotationOps:
         from ekm.fsutil import atomic_write, ensure_private_dir
 
         directory = self._backup_dir()
-        ensure_private_dir(directory)
+        ensure_private_dir(directory, home=self.home)
         data = bk.seal(
             self._bundle_keys(k.name for k in keys),
             created=now,
@@ -648,7 +648,7 @@ class RotationOps:
         while path.exists():
             n += 1
             path = path.with_name(f"{path.stem}-{n}.ekmbak")
-        atomic_write(path, data)
+        atomic_write(path, data, home=self.home)
         self.audit_log.append(
             "backup.create", keys=len(keys), names=[k.name for k in keys], mode="local",
             path=str(path), reason=reason, now=now,
@@ -700,7 +700,7 @@ class RotationOps:
             if path is not None:
                 from ekm.fsutil import atomic_write
 
-                atomic_write(path, data)
+                atomic_write(path, data, home=self.home)
             self.audit_log.append(
                 "backup.create", keys=len(selected), names=selected, mode=mode, now=now,
                 path=str(path) if path is not None else None,

@@ -23,8 +23,6 @@ from tests.foundation.helpers import key_path
 
 def _disk_full_for(monkeypatch: pytest.MonkeyPatch, match: Callable[[str], bool]) -> list[str]:
     """Make os.write raise ENOSPC for descriptors whose path satisfies ``match``."""
-    import ekm.fsutil
-
     real_write = os.write
     hits: list[str] = []
 
@@ -38,7 +36,7 @@ def _disk_full_for(monkeypatch: pytest.MonkeyPatch, match: Callable[[str], bool]
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(fd, data)
 
-    monkeypatch.setattr(ekm.fsutil.os, "write", write)
+    monkeypatch.setattr(os, "write", write)  # every module sees it (ekm.storage too)
     return hits
 
 

@@ -1,7 +1,7 @@
 """In-process fault injection at every storage step (open, write, fsync, rename, unlink).
 
 ``FaultyOS`` stands in for the ``os`` module inside ekm's storage modules only
-(``ekm.fsutil``, ``ekm.auditlog``, ``ekm.backends.filestore``); everything else still sees the
+(``ekm.storage.*``, ``ekm.auditlog``, ``ekm.backends.filestore``); everything else still sees the
 real ``os``. It counts the storage steps an operation takes, and at step ``fail_at`` it either
 
 * raises ``OSError(EIO)`` (``mode="eio"``): the error path ekm must turn into a one-line
@@ -24,7 +24,13 @@ from collections.abc import Iterator
 from typing import Any
 
 STEPS = ("open", "write", "fsync", "replace", "unlink", "ftruncate")
-MODULES = ("ekm.fsutil", "ekm.auditlog", "ekm.backends.filestore")
+MODULES = (
+    "ekm.storage.atomic",
+    "ekm.storage.faults",
+    "ekm.storage.lock",
+    "ekm.auditlog",
+    "ekm.backends.filestore",
+)
 
 
 class SimulatedCrash(BaseException):
@@ -69,13 +75,13 @@ class FaultyOS:
         self._step("fsync")
         os.fsync(fd)
 
-    def replace(self, src: Any, dst: Any) -> None:
+    def replace(self, src: Any, dst: Any, **kw: Any) -> None:
         self._step("replace")
-        os.replace(src, dst)
+        os.replace(src, dst, **kw)
 
-    def unlink(self, path: Any) -> None:
+    def unlink(self, path: Any, **kw: Any) -> None:
         self._step("unlink")
-        os.unlink(path)
+        os.unlink(path, **kw)
 
     def ftruncate(self, fd: int, length: int) -> None:
         self._step("ftruncate")

@@ -45,7 +45,7 @@ def _in_lock_acquire(exc: BaseException) -> bool:
     """True when ``exc`` escaped from FileLock.acquire (a known bug, tested on its own)."""
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_name == "acquire" and "fsutil" in tb.tb_frame.f_code.co_filename:
+        if tb.tb_frame.f_code.co_name == "acquire" and "lock" in tb.tb_frame.f_code.co_filename:
             return True
         tb = tb.tb_next
     return False

@@ -88,7 +88,7 @@ def create(
         path = Path(out)
     else:
         directory = mgr._backup_dir()
-        ensure_private_dir(directory)
+        ensure_private_dir(directory, home=mgr.home)
         stem = f"ekm-{now.strftime('%Y%m%dT%H%M%SZ')}"
         path = directory / f"{stem}.ekmbak"
         n = 1
