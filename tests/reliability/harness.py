@@ -30,8 +30,13 @@ from typing import Any
 BACKUP_PASSPHRASE = "reliability-backup-passphrase-7f3a"
 #: Where the pre-built backup bundle lives inside a prepared home.
 BUNDLE_NAME = "prepared.ekmbak"
+#: Where the id of the pre-made API key lives inside a prepared home (``apikey revoke`` needs one).
+APIKEY_ID_NAME = "prepared.apikey"
 #: Keys the ciphertext fixture encrypts under (AES keys the operations never destroy).
 CIPHER_KEYS = ("database_encryption", "session")
+#: A key no operation of the table touches: the crash tests' "next command" rotates it, so a
+#: writer runs after every crash (resolving what the crash left) without blurring the check.
+NEXT_WRITER_KEY = "next_writer"
 
 
 def ekm_argv() -> list[str]:
@@ -67,7 +72,10 @@ def prepare_home(home: Path) -> None:
     * ``session`` is rotated once (v1 active, v2 primary), so ``destroy v1`` is legal;
     * ``jwt_signing`` has a prepared (pending) rotation, so ``--activate`` is legal;
     * a passphrase backup of ``hmac`` and ``api_master`` is written *before* ``hmac`` rotates,
-      so ``backup restore --force`` really replaces a key.
+      so ``backup restore --force`` really replaces a key;
+    * ``hmac`` v1 is then soft-destroyed (7-day recovery window), so ``keys recover`` is legal;
+    * an API key exists (its id in ``prepared.apikey``), so ``apikey revoke`` is legal;
+    * the key :data:`NEXT_WRITER_KEY` exists for the crash tests' next command.
     """
     from ekm.manager import KeyManager
     from ekm.timeutil import utcnow
@@ -89,6 +97,10 @@ def prepare_home(home: Path) -> None:
     bundle = mgr.backup_create(["hmac", "api_master"], passphrase=BACKUP_PASSPHRASE)
     atomic_write(home / BUNDLE_NAME, bundle)
     mgr.rotate(["hmac"])
+    mgr.destroy_version("hmac", 1, recovery_window="7d")
+    _, record = mgr.create_api_key("api_master", name="prepared")
+    atomic_write(home / APIKEY_ID_NAME, record["id"].encode())
+    mgr.generate(NEXT_WRITER_KEY, type="hmac-sha256")
 
 
 # ------------------------------------------------------------------------------------------
@@ -114,10 +126,10 @@ class Operation:
 
     def command(self, home: Path, out_dir: Path) -> list[str]:
         """Full argv with ``{home}``/``{out}`` placeholders filled in."""
-        return [
-            *ekm_argv(),
-            *(a.format(home=home, out=out_dir, bundle=home / BUNDLE_NAME) for a in self.argv),
-        ]
+        idfile = home / APIKEY_ID_NAME
+        apikey = idfile.read_text() if idfile.exists() else ""
+        fill = {"home": home, "out": out_dir, "bundle": home / BUNDLE_NAME, "apikey": apikey}
+        return [*ekm_argv(), *(a.format(**fill) for a in self.argv)]
 
 
 def _restore(mgr: Any, home: Path) -> Any:
@@ -165,6 +177,22 @@ OPERATIONS: tuple[Operation, ...] = (
         env={"EKM_BACKUP_PASSPHRASE": BACKUP_PASSPHRASE},
     ),
     Operation(
+        "recover",
+        ("keys", "recover", "hmac", "--version", "1"),
+    ),
+    Operation(
+        "apikey-create",
+        ("apikey", "create", "--name", "reliability"),
+    ),
+    Operation(
+        "apikey-revoke",
+        ("apikey", "revoke", "{apikey}"),
+    ),
+    Operation(
+        "audit-append",  # reads a key, writes nothing but its audit record (and the export)
+        ("keys", "export", "rsa", "--public", "-o", "{out}/rsa.pem"),
+    ),
+    Operation(
         "encrypt",
         ("encrypt", "--key", "database_encryption", "-o", "{out}/data.ekm", "{out}/plain.txt"),
         needs="encrypt",
@@ -188,6 +216,7 @@ class HomeState:
 
     versions: dict[str, Signature]
     material: dict[tuple[str, int], bytes]
+    apikeys: dict[str, bool] = field(default_factory=dict)  # id -> revoked
 
 
 def manager(home: Path, **kw: Any) -> Any:
@@ -208,7 +237,8 @@ def snapshot(home: Path) -> HomeState:
         for v in key.versions:
             if ks.has_material(key.name, v.version):
                 material[(key.name, v.version)] = ks.material(key.name, v.version)
-    return HomeState(versions, material)
+    apikeys = {r["id"]: bool(r["revoked"]) for r in mgr._apikey_store().load()}
+    return HomeState(versions, material, apikeys)
 
 
 def make_ciphertexts(home: Path, state: HomeState) -> list[tuple[str, int, bytes, bytes]]:
@@ -233,12 +263,14 @@ def check_home(
     ciphertexts: list[tuple[str, int, bytes, bytes]] = (),
     *,
     allow_torn_audit_tail: bool = False,
+    ignore: set[str] | frozenset[str] = frozenset(),
 ) -> HomeState:
     """Assert the storage contract on ``home`` after an operation (crashed or not).
 
     Each key must match ``before`` or ``after`` (its versions and states), material of every
-    version present before must be byte-identical now (unless destroyed), the keystore and the
-    audit chain must verify, and ``ciphertexts`` must decrypt. Returns the state found.
+    version present before must be byte-identical now (unless destroyed), the API key table
+    must be the one from before or after, the keystore and the audit chain must verify, and
+    ``ciphertexts`` must decrypt. Keys in ``ignore`` may differ. Returns the state found.
     """
     from ekm.crypto import envelope
     from ekm.crypto.wrapping import AeadWrapper
@@ -253,10 +285,13 @@ def check_home(
         assert allow_torn_audit_tail and torn, f"audit log: {result.first_bad}"
     now = snapshot(home)
     allowed_sets = [before.versions] + ([after.versions] if after else [])
-    for name in set(before.versions) | set(now.versions) | set((after or before).versions):
+    names = set(before.versions) | set(now.versions) | set((after or before).versions)
+    for name in names - set(ignore):
         got = now.versions.get(name)
         options = {s.get(name) for s in allowed_sets}
         assert got in options, f"key {name}: versions {got}, expected one of {options}"
+    tables = [before.apikeys] + ([after.apikeys] if after else [])
+    assert now.apikeys in tables, f"API key table {now.apikeys}, expected one of {tables}"
     for (name, version), secret in before.material.items():
         state = dict(now.versions.get(name, ())).get(version)
         if state in (None, "destroyed"):

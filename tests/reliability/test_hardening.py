@@ -34,6 +34,15 @@ def _status_field(pid: int, name: str) -> str | None:
     return None
 
 
+def _core_limit(pid: int) -> str:
+    try:
+        limits = Path(f"/proc/{pid}/limits").read_text()
+    except FileNotFoundError:
+        return ""
+    line = next((x for x in limits.splitlines() if x.startswith("Max core")), "")
+    return " ".join(line.split()[4:6])
+
+
 def test_waiting_ekm_process_has_umask_077_and_no_core_dumps(prepared: Path) -> None:
     cfg = prepared / "ekm.toml"
     cfg.write_text(cfg.read_text().replace("[storage]\n", '[storage]\nlock_timeout = "3s"\n', 1))
@@ -46,8 +55,13 @@ def test_waiting_ekm_process_has_umask_077_and_no_core_dumps(prepared: Path) -> 
             stderr=subprocess.PIPE,
         )
         try:
-            for _ in range(200):  # until _harden has run (bounded: 200 polls)
-                if _status_field(proc.pid, "Umask") == "0077" or proc.poll() is not None:
+            for _ in range(400):  # until _harden has run (bounded: 400 polls)
+                # umask first, then the core limit: on a loaded machine the test can look in
+                # between, so wait for the last step of _harden (the process waits 3 s for
+                # the lock, long after both)
+                if proc.poll() is not None or (
+                    _status_field(proc.pid, "Umask") == "0077" and _core_limit(proc.pid) == "0 0"
+                ):
                     break
                 time.sleep(0.02)
             assert _status_field(proc.pid, "Umask") == "0077"
