@@ -7,6 +7,10 @@ in :mod:`ekm.storage.paths`, the lock in :mod:`ekm.storage.lock`.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from ekm.storage import atomic as _atomic
 from ekm.storage.atomic import (
     atomic_write,
     atomic_write_many,
@@ -24,6 +28,16 @@ from ekm.storage.paths import (
 )
 
 _check_stat = check_stat
+
+
+def _syncfs(directory: Path, files: list[Path]) -> None:
+    """Make ``files`` in ``directory`` durable with one syncfs (else one fsync each)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _atomic._syncfs(fd, [str(f) for f in files])
+    finally:
+        os.close(fd)
+
 
 __all__ = [
     "DIR_MODE",
