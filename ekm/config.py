@@ -186,8 +186,10 @@ SCHEMA: dict[str, dict[str, Option]] = {
     "rotation": {
         "default_keep_versions": Option(
             _int_range(0, 1000),
-            2,
-            "retired versions kept by `rotate --complete`, beyond the primary",
+            None,
+            "previous versions rotation leaves enabled, beyond the primary (unset: every "
+            "version keeps decrypting until an operator disables or destroys it)",
+            example=2,
         ),
         "usage_warn_fraction": Option(
             _num_range(0.0, 1.0),

@@ -737,12 +737,16 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
         for name, meta in self.keystore.iter_meta():
             nxt, notify = next_rotation_meta(name, meta)
             try:
+                min_dec = int(meta.get("min_decryption_version", 1))
                 versions = [
                     {
                         "version": int(v["version"]),
                         "state": str(v["state"]),
                         "created": str(v["created"]),
                         "usage_count": int(v.get("usage_count", 0)),
+                        # what handles._usable accepts: enabled and not below the minimum
+                        "decrypts": str(v["state"]) in ("primary", "active", "pending")
+                        and int(v["version"]) >= min_dec,
                         **({"type": str(v["type"])} if v.get("type") else {}),
                     }
                     for v in meta["versions"]
@@ -761,6 +765,7 @@ class KeyManager(RotationOps, MonitorOps, AuditOps, CryptoOps, SigningOps, Vault
                         "notify": nxt is not None and now < nxt <= now + notify,
                         "labels": dict(meta.get("labels") or {}),
                         "rotation_stage": meta.get("rotation_stage"),
+                        "min_decryption_version": min_dec,
                     }
                 )
             except (KeyError, TypeError, ValueError, AttributeError):

@@ -50,10 +50,13 @@ class RotationOps:
                 self.keystore.load(n)  # raises NotFoundError with the list of keys
         return names
 
-    def _keep_versions(self, key: Key) -> int:
+    def _keep_versions(self, key: Key) -> int | None:
+        """How many previous versions rotation leaves enabled; None (the default) disables
+        none: old data keeps decrypting unless an operator sets a policy (issue 22.3)."""
         if key.policy.keep_versions is not None:
             return key.policy.keep_versions
-        return int(self.config.get("rotation", "default_keep_versions"))
+        configured = self.config.get("rotation", "default_keep_versions")
+        return None if configured is None else int(configured)
 
     # -- cron: what is due ------------------------------------------------------------------
     def rotation_check(self, *, now: datetime | None = None) -> schedule.CheckResult:

@@ -80,16 +80,20 @@ def activate(key: Key, now: datetime) -> KeyVersion:
     return pending
 
 
-def complete(key: Key, now: datetime, keep_versions: int) -> list[KeyVersion]:
-    """Finish a rotation: retire (disable) readable versions beyond ``keep_versions``."""
+def complete(key: Key, now: datetime, keep_versions: int | None) -> list[KeyVersion]:
+    """Finish a rotation: retire (disable) readable versions beyond ``keep_versions``
+    (None: retire nothing, every version keeps decrypting)."""
     if key.rotation_stage != ACTIVATED:
         raise StateError(f"key {key.name!r} has no activated rotation to complete {_state(key)}")
     key.rotation_stage = None
     return retire(key, now, keep_versions)
 
 
-def retire(key: Key, now: datetime, keep_versions: int) -> list[KeyVersion]:
-    """Disable ``active`` versions beyond the newest ``keep_versions`` of them."""
+def retire(key: Key, now: datetime, keep_versions: int | None) -> list[KeyVersion]:
+    """Disable ``active`` versions beyond the newest ``keep_versions`` of them; with no
+    policy (None) nothing is disabled and ``min_decryption_version`` is left alone."""
+    if keep_versions is None:
+        return []
     active = sorted(
         (v for v in key.versions if v.state is KeyState.ACTIVE),
         key=lambda v: v.version,
@@ -140,7 +144,7 @@ def rollback(key: Key, now: datetime) -> KeyVersion:
 
 
 def rotate(
-    key: Key, now: datetime, *, keep_versions: int, to_type: KeyType | None = None
+    key: Key, now: datetime, *, keep_versions: int | None, to_type: KeyType | None = None
 ) -> KeyVersion:
     """One-step rotation (what cron runs): prepare, activate and complete; returns the new
     primary. The previous primary stays ``active`` within the retention window."""

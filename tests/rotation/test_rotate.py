@@ -86,17 +86,16 @@ def test_api_due_force_and_dry_run(mgr: KeyManager, fhome: Path) -> None:
     assert snapshot(fhome) == before
 
 
-def test_retention_keep_versions_and_min_decryption_version(mgr: KeyManager, fhome) -> None:
-    """default_keep_versions = 2: beyond the primary, two active versions stay readable."""
+def test_retention_by_default_keeps_every_version_readable(mgr: KeyManager, fhome) -> None:
+    """No keep_versions policy (issue 22.3): rotation disables nothing, v1 stays readable.
+    (This test asserted the old default of 2 retained versions; changed on purpose.)"""
     start = t0(fhome)
     for day in (1, 2, 3):
         mgr.rotate("session", now=start + timedelta(days=day))
-    assert states(fhome, "session") == {1: "disabled", 2: "active", 3: "active", 4: "primary"}
+    assert states(fhome, "session") == {1: "active", 2: "active", 3: "active", 4: "primary"}
     key = mgr.key_info("session")
-    assert key.min_decryption_version == 2
-    assert key.version(1).retired == start + timedelta(days=3)
-    with pytest.raises(NotFoundError, match="version 1 is disabled"):
-        mgr.get_key("session", version=1)
+    assert key.min_decryption_version == 1
+    assert mgr.get_key("session", version=1)
 
 
 def test_keep_versions_from_the_config(run, base_env, tmp_path: Path) -> None:

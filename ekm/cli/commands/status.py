@@ -44,6 +44,7 @@ def status(
         count = next((v.get("usage_count", 0) for v in k["versions"] if v["version"] == primary), 0)
         due = "OVERDUE" if k["due"] else ("soon" if k["notify"] else "")
         states = ",".join(f"v{v['version']}:{v['state']}" for v in k["versions"][-3:])
+        decrypts = _version_ranges(sorted(v["version"] for v in k["versions"] if v["decrypts"]))
         rows.append(
             [
                 k["name"],
@@ -52,6 +53,7 @@ def status(
                 k["backend"],
                 f"v{primary}" if primary else "-",
                 states,
+                decrypts,
                 count,
                 (k["next_rotation"] or "never").replace("T", " "),
                 due,
@@ -59,7 +61,18 @@ def status(
         )
     table(
         f"{len(rows)} keys in {doc['home']}",
-        ["name", "type", "usage", "backend", "primary", "versions", "uses", "next rotation", "due"],
+        [
+            "name",
+            "type",
+            "usage",
+            "backend",
+            "primary",
+            "versions",
+            "decrypts",
+            "uses",
+            "next rotation",
+            "due",
+        ],
         rows,
     )
     mk = doc["backends"]["master_key"]
@@ -79,6 +92,23 @@ def status(
     if vault:
         _print_vault(doc["backends"]["vault"])
     raise typer.Exit(code)
+
+
+def _version_ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 5]`` -> ``v1-v3,v5``: which versions still decrypt, short enough for a
+    table cell even on a key rotated daily for years."""
+    if not numbers:
+        return "none"
+    parts: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        parts.append(f"v{start}" if start == prev else f"v{start}-v{prev}")
+        if n is not None:
+            start = prev = n
+    return ",".join(parts)
 
 
 def _print_hsm(d: dict) -> None:
