@@ -145,8 +145,9 @@ def create(home: Path, opts: MasterKeyOptions, *, now: Any = None) -> RootKey:
                 "ekm on a terminal to be asked"
             )
         passphrase = opts.passphrase(True)
-        if len(passphrase) < 12:
-            raise InvalidError("the passphrase must have at least 12 characters")
+        from ekm.crypto.kdf import check_new_passphrase
+
+        check_new_passphrase(passphrase)
         salt = os.urandom(16)
         memory, iterations, lanes = opts.argon2
         from ekm.config import ARGON2_MIN_WORK

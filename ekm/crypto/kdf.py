@@ -59,6 +59,23 @@ class DerivedKey:
     phc: str = field(repr=False)
 
 
+#: The shortest passphrase ekm accepts for anything it protects with one (the master key, a
+#: backup bundle), whichever way it arrives: prompt, environment, file or Python API.
+MIN_PASSPHRASE_CHARS = 12
+
+
+def check_new_passphrase(passphrase: str, what: str = "the passphrase") -> None:
+    """Refuse a passphrase that would protect something new but is too short.
+
+    One rule for every source: the prompt used to enforce it while EKM_BACKUP_PASSPHRASE and
+    the Python API did not (issue 17 item 5). InvalidError (exit 3) names no secret.
+    """
+    from ekm.errors import InvalidError
+
+    if not isinstance(passphrase, str) or len(passphrase) < MIN_PASSPHRASE_CHARS:
+        raise InvalidError(f"{what} must have at least {MIN_PASSPHRASE_CHARS} characters")
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode().rstrip("=")
 

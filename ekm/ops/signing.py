@@ -36,7 +36,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ekm.crypto.keytypes import KeyState, KeyType, KeyUsage, spec
-from ekm.errors import EkmError, InvalidError, NotFoundError, StateError, StorageError, UsageError
+from ekm.errors import (
+    EkmError,
+    IntegrityError,
+    InvalidError,
+    NotFoundError,
+    StateError,
+    StorageError,
+    UsageError,
+)
 
 _VERIFYING_STATES = (KeyState.PRIMARY, KeyState.ACTIVE, KeyState.PENDING)
 
@@ -225,12 +233,16 @@ class SigningOps:
                 cache.public[ident] = pub
         return key_type, pub
 
-    def verify_digest(self, sig: bytes, digest: bytes, *, size: int | None = None) -> Any:
+    def verify_digest(
+        self, sig: bytes, digest: bytes, *, size: int | None = None, key: str | None = None
+    ) -> Any:
         """Check ``sig`` against the data whose SHA-512 is ``digest``; SignatureInfo.
 
         InvalidError (3) if ``sig`` is not a signature document; NotFoundError/StateError (3)
         for an unknown, disabled or destroyed key version; IntegrityError (4) if it does not
-        verify. Every outcome is audit-logged.
+        verify, or if ``key`` pins the signer and another key of this home signed: a valid
+        signature by the wrong key is no proof of who released the data. Every outcome is
+        audit-logged.
         """
         from ekm.crypto import signatures
 
@@ -239,8 +251,12 @@ class SigningOps:
             sig = _as_bytes(sig, "a signature")
             self.unlock()
             self.audit_log.ensure_writable()
+            if key is not None:
+                self.keystore.load(key)  # NotFoundError (3) for a pin to an unknown key
             header = signatures.parse(sig)
             name, version = header.key_name, header.version
+            if key is not None and name != key:
+                raise IntegrityError(f"signed by key {name!r}, not the expected {key!r}")
             info = signatures.verify_digest(sig, digest, self.signing_public_key)
             self.audit_log.append(
                 "verify", key=name, version=version, algorithm=info.algorithm,
@@ -251,27 +267,32 @@ class SigningOps:
             self._audit_failure("verify", name, version, exc)
             raise
 
-    def verify(self, sig: bytes, data: bytes) -> Any:
+    def verify(self, sig: bytes, data: bytes, *, key: str | None = None) -> Any:
         """Check a detached signature over ``data``; returns ``SignatureInfo(key_name,
-        version, key_type, algorithm)`` or raises (see :meth:`verify_digest`)."""
+        version, key_type, algorithm)`` or raises (see :meth:`verify_digest`; ``key`` pins
+        the signer)."""
         data = _as_bytes(data, "signed data")
-        return self.verify_digest(sig, hashlib.sha512(data).digest(), size=len(data))
+        return self.verify_digest(sig, hashlib.sha512(data).digest(), size=len(data), key=key)
 
-    def verify_stream(self, sig: bytes, src: BinaryIO) -> Any:
+    def verify_stream(self, sig: bytes, src: BinaryIO, *, key: str | None = None) -> Any:
         """As :meth:`verify`, reading ``src`` to its end in constant memory."""
         digest, n = _digest_of(src)
-        return self.verify_digest(sig, digest, size=n)
+        return self.verify_digest(sig, digest, size=n, key=key)
 
     def verify_file(
-        self, path: str | os.PathLike[str], sig_path: str | os.PathLike[str] | None = None
+        self,
+        path: str | os.PathLike[str],
+        sig_path: str | os.PathLike[str] | None = None,
+        *,
+        key: str | None = None,
     ) -> Any:
-        """Verify a file against ``sig_path`` (default FILE.sig)."""
+        """Verify a file against ``sig_path`` (default FILE.sig); ``key`` pins the signer."""
         from ekm.crypto import signatures
 
         sig = read_signature(sig_path if sig_path is not None else default_sig_path(path))
         signatures.parse(sig)  # a malformed document fails before the data is read
         with open_input(path) as fh:
-            return self.verify_stream(sig, fh)
+            return self.verify_stream(sig, fh, key=key)
 
 
 def check_sig_target(path: str | os.PathLike[str], force: bool) -> Path:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ekm.crypto.keytypes import KeyRole, spec
+from ekm.crypto.keytypes import KeyRole, KeyUsage, spec
 from ekm.errors import EkmError, NotFoundError, UsageError
 
 
@@ -48,8 +48,18 @@ class TokenOps:
         self.audit_log.append(op, key=name, version=version, first_use=True)
         seen.add((op, name, version))
 
-    def _jwt_key(self, name: str) -> Any:
+    def _jwt_usage(self, name: str) -> Any:
+        """The key, refused unless its usage is signing: an api-auth or mac HMAC key must not
+        mint or accept tokens (one key, one purpose)."""
         key = self.keystore.load(name)
+        if key.usage is not KeyUsage.SIGNING:
+            raise UsageError(
+                f"key {name!r} is for {key.usage.value}, not signing (one key, one purpose)"
+            )
+        return key
+
+    def _jwt_key(self, name: str) -> Any:
+        key = self._jwt_usage(name)
         if key.backend != "file":
             raise UsageError(f"key {name!r} lives in the HSM; JWT signing needs a file-backed key")
         from ekm.crypto import jwt_tokens
@@ -115,6 +125,7 @@ class TokenOps:
         name = _name(key)
         version = None
         try:
+            self._jwt_usage(name)
             try:
                 kid = (
                     jwt.get_unverified_header(token).get("kid") if isinstance(token, str) else None

@@ -105,6 +105,9 @@ def seal(
             raise InvalidError(
                 "a backup passphrase is needed (EKM_BACKUP_PASSPHRASE or the terminal prompt)"
             )
+        from ekm.crypto.kdf import check_new_passphrase
+
+        check_new_passphrase(passphrase, "the backup passphrase")
         salt = os.urandom(16)
         params = {"memory_kib": argon2[0], "iterations": argon2[1], "parallelism": argon2[2]}
         header["kdf"] = {"name": "argon2id", "salt": _b64(salt), **params}

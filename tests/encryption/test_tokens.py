@@ -32,7 +32,7 @@ def test_jwt_survives_rotation_and_dies_with_its_version(mgr):
     with pytest.raises(IntegrityError, match="token is not valid"):
         mgr.verify_jwt("not.a.jwt")
     with pytest.raises(NotFoundError, match="not 'jwt_signing'"):
-        mgr.verify_jwt(mgr.sign_jwt({"x": 1}, key="hmac"))
+        mgr.verify_jwt(mgr.sign_jwt({"x": 1}, key="rsa"))
 
 
 def test_jwt_expiry_uses_now_and_config(mgr):

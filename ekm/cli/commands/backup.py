@@ -34,8 +34,9 @@ def _passphrase(new: bool) -> str:
 
     first = getpass.getpass("backup passphrase: ")
     if new:
-        if len(first) < 12:
-            raise UsageError("the backup passphrase must have at least 12 characters")
+        from ekm.crypto.kdf import check_new_passphrase
+
+        check_new_passphrase(first, "the backup passphrase")
         if getpass.getpass("repeat the passphrase: ") != first:
             raise UsageError("the two passphrases differ; nothing was written")
     return first

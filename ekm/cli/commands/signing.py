@@ -194,14 +194,23 @@ def verify(
         help="The signature of one FILE, or of - among several (default FILE.sig).",
     ),
     fail_fast: bool = typer.Option(False, "--fail-fast", help=_FAIL_FAST),
+    key: str | None = typer.Option(
+        None,
+        "--key",
+        "-k",
+        metavar="NAME",
+        help="Accept only signatures by this key (exit 4 if another key signed).",
+        autocompletion=complete.key_names,
+    ),
 ) -> None:
     """Verify detached signatures; each names the key and version that made it.
 
     Exit 0 when every file verifies, else the code of the first that did not: 4 when a
-    signature does not match, 3 for an unknown, disabled or destroyed key version or a file
-    that is not a signature. Each file is reported; one failing does not stop the others.
+    signature does not match or --key names another signer than the one that signed, 3 for
+    an unknown, disabled or destroyed key version or a file that is not a signature. Each
+    file is reported; one failing does not stop the others.
 
-    Example: ekm verify dist/app.tar.gz
+    Example: ekm verify --key release_signing dist/app.tar.gz
     Example: ekm verify --json dist/*.tar.gz
     """
     from ekm.ops.signing import default_sig_path, read_signature
@@ -224,9 +233,9 @@ def verify(
         def one(item: str, sig_path: str | None) -> dict[str, Any]:
             assert sig_path is not None
             if item == batch.STDIN:
-                info = mgr.verify_stream(read_signature(sig_path), sys.stdin.buffer)
+                info = mgr.verify_stream(read_signature(sig_path), sys.stdin.buffer, key=key)
                 return _info_doc(info, item, sig_path)
-            return _info_doc(mgr.verify_file(item, sig_path), item, sig_path)
+            return _info_doc(mgr.verify_file(item, sig_path, key=key), item, sig_path)
 
         def said(o: batch.Outcome) -> None:
             d = o.detail
@@ -246,9 +255,9 @@ def verify(
         raise UsageError("verifying stdin needs --sig SIGFILE")
     sig_path = sig if sig is not None else str(default_sig_path(inp))
     if inp == "-":
-        info = mgr.verify_stream(read_signature(sig_path), sys.stdin.buffer)
+        info = mgr.verify_stream(read_signature(sig_path), sys.stdin.buffer, key=key)
     else:
-        info = mgr.verify_file(inp, sig_path)
+        info = mgr.verify_file(inp, sig_path, key=key)
     if ctx.obj.json:
         emit_json(_info_doc(info, inp, sig_path))
     else:
