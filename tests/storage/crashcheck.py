@@ -132,11 +132,17 @@ def _changed(a: harness.HomeState, b: harness.HomeState, ignore: set[str]) -> se
     return out | {f"apikey:{i}" for i in ids if a.apikeys.get(i) != b.apikeys.get(i)}
 
 
+def _changed_shape(p: Plan, now: harness.HomeState, ignore: set[str]) -> tuple[Any, ...]:
+    """What changed, with the ids of newly created API keys (random each run) left out."""
+    keys = {n for n in _changed(p.before, now, ignore) if not n.startswith("apikey:")}
+    return tuple(sorted(keys)), harness.table_shape(p.before.apikeys, now.apikeys)
+
+
 def _state(p: Plan, now: harness.HomeState, ignore: set[str]) -> str:
-    changed = _changed(p.before, now, ignore)
-    if not changed:
+    if not _changed(p.before, now, ignore):
         return "before"
-    return "after" if changed == _changed(p.before, p.after, ignore) else "mixed"
+    same = _changed_shape(p, now, ignore) == _changed_shape(p, p.after, ignore)
+    return "after" if same else "mixed"
 
 
 def audit_problems(home: Path, p: Plan, now: harness.HomeState, ignore: set[str]) -> list[str]:
