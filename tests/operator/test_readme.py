@@ -83,7 +83,7 @@ def test_setup_commands_and_migration_table(repo_root: Path, readme: str) -> Non
         assert f"| `{old}` | `{new}` |" in text, old
     assert "| 70 |" in text
     assert "github/codeql-action/upload-sarif" in text and "junit: ekm-junit.xml" in text
-    for cmd in ("python3 benchmarks/crash_soak.py --kills 1000", "python3 benchmarks/run_all.py"):
+    for cmd in ("python3 benchmarks/crash_soak.py --faults", "python3 benchmarks/run_all.py"):
         assert cmd in text
     assert "SECURITY.md" in text and "docs/hsm.md" in text and "docs/vault.md" in text
 
