@@ -344,4 +344,7 @@ def _unb64(text: str) -> bytes:
             raise ValueError
         return raw
     except (ValueError, TypeError):
-        raise IntegrityError("a stored base64 value is malformed (tampered?)") from None
+        raise IntegrityError(
+            f"{MASTER_META} holds a malformed base64 value (tampered or truncated); restore it "
+            "from a backup"
+        ) from None
