@@ -198,7 +198,7 @@ SCHEMA: dict[str, dict[str, Option]] = {
         ),
         "soft_delete_window": Option(
             _duration,
-            "0s",
+            "7d",
             "destroyed material is kept for this "
             "recovery window (0s, or 7d to 30d) before it is shredded",
         ),

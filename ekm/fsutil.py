@@ -26,6 +26,13 @@ from ekm.storage.paths import (
     check_stat,
     ensure_private_dir,
 )
+from ekm.storage.temps import (
+    pid_alive,
+    register_temp,
+    remove_live_temps,
+    sweep_stale_temp,
+    unregister_temp,
+)
 
 _check_stat = check_stat
 
@@ -50,6 +57,11 @@ __all__ = [
     "ensure_private_dir",
     "fsync_dir",
     "open_regular",
+    "pid_alive",
     "private_umask",
     "read_private",
+    "register_temp",
+    "remove_live_temps",
+    "sweep_stale_temp",
+    "unregister_temp",
 ]

@@ -12,7 +12,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode
+_encode_text = json.JSONEncoder(ensure_ascii=False).encode
+_encode_ascii = json.JSONEncoder(ensure_ascii=True).encode
+
+
+def _encode(value: Any) -> str:
+    """One JSON value as text that is valid UTF-8.
+
+    A file name that is not UTF-8 reaches ekm as a str holding lone surrogates (Python's
+    surrogateescape); such a value is written with ``\\uDCxx`` escapes (ensure_ascii), which
+    ``json.loads`` turns back into the same str and ``os.fsencode`` into the same bytes.
+    """
+    text = _encode_text(value)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return _encode_ascii(value)
+    return text
 
 
 def _chunks(value: Any, pad: str, out: list[bytes]) -> None:

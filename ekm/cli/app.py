@@ -64,7 +64,15 @@ def main_options(
         metavar="FILE",
         help="Config file (default $EKM_HOME/ekm.toml).",
     ),
-    json_output: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    json_output: bool = typer.Option(
+        False, "--json", help="One JSON document on stdout (any command; refused where none)."
+    ),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        help="Print nothing on success; warnings, findings and errors still go to stderr.",
+    ),
     debug: bool = typer.Option(
         False, "--debug", help="Tracebacks and debug logging (never secrets)."
     ),
@@ -73,4 +81,7 @@ def main_options(
     ),
 ) -> None:
     """Global options."""
-    ctx.obj = Context(home=home, config=config, json=json_output, debug=debug)
+    from ekm.cli.render import set_quiet
+
+    set_quiet(quiet)
+    ctx.obj = Context(home=home, config=config, json=json_output, debug=debug, quiet=quiet)

@@ -34,6 +34,7 @@ class Context:
     config: str | None = None
     json: bool = False
     debug: bool = False
+    quiet: bool = False
     _manager: Any = field(default=None, repr=False)
 
     def manager(self) -> Any:
@@ -47,4 +48,29 @@ class Context:
                 passphrase_provider=_prompt_passphrase,
                 env=os.environ,
             )
+            _sweep_home(self._manager)
         return self._manager
+
+
+def _sweep_home(mgr: Any) -> None:
+    """Remove (and report, in one line) temporary files that dead ekm processes left behind."""
+    from pathlib import Path
+
+    from ekm.fsutil import sweep_stale_temp
+
+    home = Path(mgr.home)
+    if not home.is_dir():
+        return
+    removed = [
+        str((d / name).relative_to(home))
+        for d in (home, home / "keys", home / "backups")
+        for name in sweep_stale_temp(d)
+    ]
+    if removed:
+        shown = ", ".join(removed[:3]) + (
+            f" and {len(removed) - 3} more" if len(removed) > 3 else ""
+        )
+        sys.stderr.write(
+            f"ekm: removed {len(removed)} temporary file{'s' if len(removed) != 1 else ''} left "
+            f"by ekm processes that died: {shown}\n"
+        )

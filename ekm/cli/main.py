@@ -7,6 +7,7 @@ carries its own code; click usage errors are 2; anything else is a bug, reported
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -34,6 +35,55 @@ def _harden() -> None:
         pass
 
 
+_pending_signal = 0  # set by the handler: the run ends as "stopped", whatever unwound it
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C so every ``finally`` cleans up.
+
+    A BaseException (as KeyboardInterrupt is), so ``except Exception`` in the core cannot
+    swallow it; temporary files are removed by the ``finally`` blocks that created them.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_termination_signals() -> None:
+    """SIGTERM (CI cancel, systemctl stop, timeout) and SIGHUP clean up exactly like Ctrl-C.
+
+    SIGINT takes the same path, so the three end alike: one ``ekm: stopped by SIGxxx`` line,
+    exit 128 + the signal number (130 for Ctrl-C, as before).
+
+    ``ekm monitor --daemon`` installs its own handlers (graceful stop, reload) over these.
+    """
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        global _pending_signal
+        from ekm.fsutil import remove_live_temps
+
+        _pending_signal = signum
+        remove_live_temps()  # first, in case the exception below lands where it is swallowed
+        raise Terminated(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread (embedded)
+            signal.signal(sig, handler)
+
+
+def _surrogate_safe_output() -> None:
+    """File names that are not UTF-8 print as the bytes they are, never crash the output.
+
+    Python hands them to ekm as str with lone surrogates (surrogateescape); writing those back
+    with surrogateescape gives the operator the file's real name.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
+
+
 def build_app(command: str | None = None):  # type: ignore[no-untyped-def]
     """The typer app with command ``command`` registered (every command when None).
 
@@ -58,6 +108,8 @@ _GLOBAL_VALUED = VALUED_GLOBALS
 
 def hoist_global_options(args: list[str]) -> list[str]:
     """Let the global options stand anywhere: ``ekm status --json`` = ``ekm --json status``.
+
+    ``-q/--quiet`` is global the same way, so every command has it with one meaning.
 
     CLI.md spells both forms (``ekm [--json] COMMAND`` and ``ekm rotate --check --json``);
     click only accepts a group's options before the command, so they are moved there.
@@ -177,6 +229,8 @@ def _main(args: list[str], debug: bool, completing: bool) -> int:
     from ekm.errors import EkmError
 
     _route_warnings()
+    _on_termination_signals()
+    _surrogate_safe_output()
     try:
         app = build_app(None if completing else first_word(args))
         rv = app(args=args, prog_name="ekm", standalone_mode=False)
@@ -186,7 +240,8 @@ def _main(args: list[str], debug: bool, completing: bool) -> int:
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"ekm: error: {exc.message}\n")
+        if not _pending_signal:  # a failure caused by the stop (a removed temp) is the stop
+            sys.stderr.write(f"ekm: error: {exc.message}\n")
         code = exc.exit_code
     except typer.Exit as exc:
         code = exc.exit_code
@@ -206,10 +261,10 @@ def _main(args: list[str], debug: bool, completing: bool) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("ekm: interrupted\n")
         code = 130
+    except Terminated:
+        pass  # reported below
     except BrokenPipeError:
         code = 0
-        import contextlib
-
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     except ModuleNotFoundError as exc:  # an environment that lost a dependency of a command
@@ -229,7 +284,13 @@ def _main(args: list[str], debug: bool, completing: bool) -> int:
             f"ekm: internal error: {type(exc).__name__}{where} (rerun with --debug and report it)\n"
         )
         code = EXIT_INTERNAL
-    sys.stdout.flush()
+    if _pending_signal:
+        import signal
+
+        sys.stderr.write(f"ekm: stopped by {signal.Signals(_pending_signal).name}\n")
+        code = 128 + _pending_signal
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
     return code
 
 

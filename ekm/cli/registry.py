@@ -69,7 +69,7 @@ GLOBAL_OPTIONS: tuple[tuple[str, str, str], ...] = (
 
 #: Global options that take a value (skipped when looking for the command name).
 VALUED_GLOBALS = ("--home", "--config")
-FLAG_GLOBALS = ("--json", "--debug")
+FLAG_GLOBALS = ("--json", "--debug", "--quiet", "-q")
 
 
 def modules_for(name: str) -> tuple[str, ...] | None:

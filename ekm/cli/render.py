@@ -22,14 +22,36 @@ def emit_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+_quiet = False
+
+
+def set_quiet(value: bool) -> None:
+    """``-q/--quiet``: :func:`message` prints nothing; warnings and errors still do."""
+    global _quiet
+    _quiet = value
+
+
 def message(text: str) -> None:
-    """A message for the operator: stderr, so stdout stays parseable."""
+    """A message for the operator: stderr, so stdout stays parseable. Silent under ``-q``."""
+    if _quiet:
+        return
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
 
 
+def success(text: str) -> None:
+    """A success line for commands cron runs: shown only to a person (stdout is a terminal).
+
+    ``monitor --once``, ``audit --verify-log`` and ``report`` print nothing when all is well and
+    nobody is watching, as ``rotate --check`` always did, so cron mails only on trouble.
+    """
+    if sys.stdout.isatty():
+        message(text)
+
+
 def warn(text: str) -> None:
-    message(f"ekm: warning: {text}")
+    sys.stderr.write(f"ekm: warning: {text}\n")
+    sys.stderr.flush()
 
 
 def _console(stderr: bool = False) -> Any:
@@ -47,6 +69,45 @@ def _console(stderr: bool = False) -> Any:
     )
 
 
+# Columns that identify a row: never cut, never dropped (CLI.md: tables that fit).
+IDENTIFYING = frozenset(
+    {"name", "key", "version", "primary", "rule", "id", "check", "subject", "from", "to",
+     "path", "file"}
+)  # fmt: skip
+GAP = 2  # spaces between two columns
+
+
+def fit_columns(
+    columns: Sequence[str], rows: Sequence[Sequence[str]], width: int, *, min_lesser: int = 10
+) -> tuple[list[int], list[str], int]:
+    """Which columns to show at ``width``: (kept indexes, dropped names, width needed).
+
+    Identifying columns are kept whole; the others (types, dates, messages) may wrap down to
+    ``min_lesser`` characters, and are dropped from the right while even that does not fit.
+    """
+
+    def natural(i: int) -> int:
+        return max([len(columns[i]), *(len(r[i]) for r in rows)])
+
+    keep = list(range(len(columns)))
+
+    def needed(indexes: list[int]) -> int:
+        total = sum(
+            natural(i) if columns[i] in IDENTIFYING else min(natural(i), min_lesser)
+            for i in indexes
+        )
+        return total + GAP * max(0, len(indexes) - 1)
+
+    dropped: list[str] = []
+    while needed(keep) > width:
+        lesser = [i for i in keep if columns[i] not in IDENTIFYING]
+        if not lesser:
+            break  # only identifying columns are left: they are shown whole, wider than asked
+        keep.remove(lesser[-1])
+        dropped.insert(0, columns[lesser[-1]])
+    return keep, dropped, needed(keep)
+
+
 def table(
     title: str | None,
     columns: Sequence[str],
@@ -54,7 +115,12 @@ def table(
     *,
     styles: dict[str, str] | None = None,
 ) -> None:
-    """Print a table (rich on a terminal; plain aligned text when piped)."""
+    """Print a table (rich on a terminal; plain aligned text when piped).
+
+    Piped, every cell is printed whole. On a terminal the table fits the width: identifying
+    columns (names, versions, rule ids) are never cut; lesser ones wrap, and at a narrow width
+    the rightmost lesser columns are left out, with a note on stderr saying which.
+    """
     rows = [["" if c is None else str(c) for c in r] for r in rows]
     if not sys.stdout.isatty():
         widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(columns)]
@@ -71,12 +137,25 @@ def table(
         return
     from rich.table import Table
 
-    t = Table(title=title, header_style="bold", box=None, pad_edge=False)
-    for col in columns:
-        t.add_column(col, style=(styles or {}).get(col))
+    console = _console()
+    keep, dropped, needed = fit_columns(columns, rows, console.width)
+    t = Table(title=title, header_style="bold", box=None, pad_edge=False, collapse_padding=True)
+    for i in keep:
+        col = columns[i]
+        if col in IDENTIFYING:
+            whole = max([len(col), *(len(r[i]) for r in rows)])
+            t.add_column(col, style=(styles or {}).get(col), no_wrap=True, min_width=whole)
+        else:
+            t.add_column(col, style=(styles or {}).get(col), overflow="fold")
     for r in rows:
-        t.add_row(*r)
-    _console().print(t)
+        t.add_row(*(r[i] for i in keep))
+    # Identifying columns alone wider than the terminal: let the lines run on, never cut them.
+    console.print(t, width=max(console.width, needed), crop=False)
+    if dropped:
+        message(
+            f"(not shown at {console.width} columns: {', '.join(dropped)}; widen the terminal "
+            "or use --json)"
+        )
 
 
 def kv(title: str | None, pairs: Iterable[tuple[str, Any]]) -> None:

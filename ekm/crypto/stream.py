@@ -426,12 +426,16 @@ def _decrypt_segments_copying(src: BinaryIO, dst: BinaryIO, decrypt: Any, block:
 @contextlib.contextmanager
 def _temp_beside(target: Path):
     """A new 0600 temp file beside ``target``; removed unless the caller renamed it."""
+    from ekm.fsutil import register_temp, unregister_temp
+
     tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    register_temp(tmp)  # a SIGTERM/SIGHUP handler removes it even if its unwinding is lost
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as fh:
             yield tmp, fh
     finally:
+        unregister_temp(tmp)
         batch = DEFERRED_COMMITS.get()
         if batch is None or not batch.kept(tmp):
             with contextlib.suppress(FileNotFoundError):

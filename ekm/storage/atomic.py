@@ -28,6 +28,7 @@ from typing import BinaryIO
 from ekm.errors import NotDurableError, StorageError, UnsafePermissionsError
 from ekm.storage import faults
 from ekm.storage.paths import FILE_MODE, check_stat, inside, open_dir, refuse_link
+from ekm.storage.temps import register_temp, unregister_temp
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -97,10 +98,12 @@ def atomic_write(
         raise StorageError(
             f"could not write {path}: {_reason(exc)}; the previous version was kept"
         ) from None
+    tmp: str | None = None
     try:
         if inside(home, path) is not None:
             sweep_stale(dfd)
         tmp = tmp_name(path.name)
+        register_temp(path.parent / tmp)  # removed by a SIGTERM/SIGHUP handler if need be
         try:
             _write_tmp(dfd, tmp, data, mode, sync=True)
             _rename(dfd, tmp, path.name)
@@ -114,6 +117,8 @@ def atomic_write(
             ) from None
         _sync_after_rename(dfd, str(path))
     finally:
+        if tmp is not None:
+            unregister_temp(path.parent / tmp)
         os.close(dfd)
 
 

@@ -95,7 +95,7 @@ def test_same_material_under_two_names_is_found_by_keyed_fingerprint(unlocked, a
 
 def test_destroyed_version_with_material_left_is_a_finding(unlocked, run, audit_json):
     run("rotate", "hmac", "--force").expect_ok()
-    run("keys", "destroy", "hmac", "--version", "1").expect_ok()
+    run("keys", "destroy", "--yes", "hmac", "--version", "1", "--recovery-window", "0s").expect_ok()
     _, ok = audit_json("--compliance", "nist-800-57", "--verbose")
     assert [p["found"] for p in items(ok, "passed", "SP800-57-DESTROY", "hmac")] == ["erased"]
     unlocked.keystore.forget()

@@ -101,7 +101,7 @@ def test_apikey_cli(run, ekm_env):
     run("apikey", "create", "--expires", "soon").expect_error(2, "--expires")
     run("apikey", "create", "--key", "session").expect_error(2, "api-auth key")
     rid = json.loads(created.stdout)["id"]
-    run("apikey", "revoke", rid).expect_ok()
+    run("apikey", "revoke", "--yes", rid).expect_ok()
     run("apikey", "verify", stdin=token).expect_error(4, "API key is not valid")
 
 

@@ -233,7 +233,9 @@ def test_rotate_makes_a_new_object_and_destroy_removes_the_old(
     out = api(hsm.env(), "sign", name, "00", "1")
     assert out["error"] == "StateError" and "only the primary version" in out["message"]
 
-    run_ekm("keys", "destroy", name, "--version", "1").expect_ok()
+    run_ekm(
+        "keys", "destroy", "--yes", name, "--version", "1", "--recovery-window", "0s"
+    ).expect_ok()
     labels = objects(hsm.token)
     assert f"ekm/{name}/v1" not in labels and len(labels[f"ekm/{name}/v2"]) == 2
     res = run_ekm("keys", "export", name, "--public", "--version", "1")
@@ -241,7 +243,7 @@ def test_rotate_makes_a_new_object_and_destroy_removes_the_old(
     jwks = json.loads(run_ekm("keys", "export", name, "--public", "--format", "jwks").stdout)
     assert [k["kid"] for k in jwks["keys"]] == [f"{name}:v2"]
     # The primary cannot be destroyed.
-    run_ekm("keys", "destroy", name, "--version", "2").expect_error(3, "is the primary")
+    run_ekm("keys", "destroy", "--yes", name, "--version", "2").expect_error(3, "is the primary")
 
 
 def test_rotate_the_aes_key_keeps_old_ciphertexts_readable(hsm: Hsm, run_ekm) -> None:

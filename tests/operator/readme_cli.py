@@ -15,7 +15,7 @@ _COMMAND_POSITION = re.compile(
 )
 _SPLIT = re.compile(r"(;|&&|\|\||\||\$\()")
 GLOBAL_VALUED = {"--home", "--config"}
-GLOBAL_FLAGS = {"--json", "--debug"}
+GLOBAL_FLAGS = {"--json", "--debug", "--quiet", "-q"}
 
 
 def code_lines(text: str, languages: tuple[str, ...] = ("sh", "yaml")) -> list[str]:

@@ -64,7 +64,7 @@ def test_recipient_migration_x25519_to_xwing(prun, pq_home, tmp_path):
     prun("decrypt", "-o", str(tmp_path / "new.out"), str(new_enc)).expect_ok()
     assert (tmp_path / "new.out").read_bytes() == plain.read_bytes()
     # end of the window: destroying v1 makes the old file unreadable (exit 3, as documented)
-    prun("keys", "destroy", "r_x25519", "--version", "1").expect_ok()
+    prun("keys", "destroy", "--yes", "r_x25519", "--version", "1").expect_ok()
     prun("decrypt", "-o", str(tmp_path / "x"), str(old_enc)).expect_error(
         3, "version 1 of key 'r_x25519' is destroyed"
     )

@@ -160,13 +160,13 @@ def test_unknown_disabled_and_destroyed_versions(prun, pq_home, tmp_path):
     prun("sign", "-k", "s_mldsa65", str(f)).expect_ok()
     prun("rotate", "s_mldsa65").expect_ok()
     prun("verify", str(f)).expect_ok()  # v1 is active: still verifies
-    prun("keys", "destroy", "s_mldsa65", "--version", "1").expect_ok()
+    prun("keys", "destroy", "--yes", "s_mldsa65", "--version", "1").expect_ok()
     line = prun("verify", str(f)).expect_error(3, "version 1 of key 's_mldsa65' is destroyed")
     # the same exit code and wording as decrypt of a ciphertext for a destroyed version
     enc = tmp_path / "f.ekm"
     prun("encrypt", "-k", "session", "-o", str(enc), str(f)).expect_ok()
     prun("rotate", "session").expect_ok()
-    prun("keys", "destroy", "session", "--version", "1").expect_ok()
+    prun("keys", "destroy", "--yes", "session", "--version", "1").expect_ok()
     dline = prun("decrypt", str(enc)).expect_error(3, "version 1 of key 'session' is destroyed")
     assert line.split(";")[0].replace("s_mldsa65", "K") == dline.split(";")[0].replace(
         "session", "K"

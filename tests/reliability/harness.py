@@ -161,7 +161,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "destroy",
-        ("keys", "destroy", "session", "--version", "1", "--recovery-window", "0s"),
+        ("keys", "destroy", "--yes", "session", "--version", "1", "--recovery-window", "0s"),
         lambda m, h: m.destroy_version("session", 1, recovery_window="0s"),
     ),
     Operation(

@@ -38,12 +38,13 @@ def test_scenario_leaks_no_secret(prepared: Path, tmp_path: Path) -> None:
     commands = available = harness.available_commands()  # one `ekm --help`, cached
     scenario = [
         ["--json", "status"], ["keys", "show", "session"], ["--json", "rotate", "--check"],
-        ["rotate", "session", "hmac", "--force"], ["rotate", "database_encryption", "--prepare"],
+        ["rotate", "session", "hmac", "--force", "--yes"],
+        ["rotate", "database_encryption", "--prepare"],
         ["backup", "create", "--out", str(tmp_path / "b.ekmbak")],
         ["--json", "backup", "verify", str(tmp_path / "b.ekmbak")],
         ["keys", "export", "session", "--reveal", "--format", "raw", "--out", str(tmp_path / "k")],
         ["keys", "export", "rsa", "--public"],
-        ["keys", "destroy", "session", "--version", "1", "--recovery-window", "0s"],
+        ["keys", "destroy", "--yes", "session", "--version", "1", "--recovery-window", "0s"],
         ["status", "--bogus-flag"], ["keys", "show", "nope"],
     ]  # fmt: skip
     if "encrypt" in available:

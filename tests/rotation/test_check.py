@@ -85,7 +85,7 @@ def test_check_needs_no_master_key_file(frun, fhome: Path) -> None:
     assert res.code == 1 and res.stdout.startswith("session: rotation overdue")
     assert res.stderr == ""
     # ... whereas rotating needs it, and says so
-    frun("rotate", "--force").expect_error(3, "master.key is missing")
+    frun("rotate", "--force", "--yes").expect_error(3, "master.key is missing")
 
 
 def test_check_needs_no_passphrase(run, base_env, pass_template: Path, tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_check_needs_no_passphrase(run, base_env, pass_template: Path, tmp_path:
     assert (res.code, res.stderr) == (1, "")
     assert res.stdout.startswith("session: rotation overdue")
     assert run("rotate", "--check", env=env).code == 0
-    run("rotate", "--force", env=env).expect_error(3, "EKM_PASSPHRASE")
+    run("rotate", "--force", "--yes", env=env).expect_error(3, "EKM_PASSPHRASE")
     check = KeyManager(home, env={}).rotation_check(now=t0(home) + timedelta(days=8))
     assert [d.name for d in check.due] == ["session"]
 

@@ -70,7 +70,7 @@ def _check_store(home: Path, versions: int) -> None:
 def test_two_forced_rotations_queue_on_the_lock(fhome: Path, fenv: dict[str, str]) -> None:
     lock = fhome / ".lock"
     with FileLock(lock, timeout=5):
-        procs = [_spawn(fenv, "--force"), _spawn(fenv, "--force")]
+        procs = [_spawn(fenv, "--force", "--yes"), _spawn(fenv, "--force", "--yes")]
         _wait_queued(procs, lock)
     results = _finish(procs)
     assert [code for code, _, _ in results] == [0, 0], results
@@ -86,7 +86,7 @@ def test_two_forced_rotations_queue_on_the_lock(fhome: Path, fenv: dict[str, str
 
 
 def test_free_running_rotations_never_lose_a_version(fhome: Path, fenv) -> None:
-    procs = [_spawn(fenv, "--force") for _ in range(3)]
+    procs = [_spawn(fenv, "--force", "--yes") for _ in range(3)]
     results = _finish(procs)
     ok = [code for code, _, _ in results if code == 0]
     for code, _, err in results:
@@ -101,12 +101,12 @@ def test_a_lock_held_too_long_fails_clearly_with_exit_4(fhome: Path, fenv, run) 
     cfg.write_text('[storage]\nlock_timeout = "1s"\n' + cfg.read_text())
     before = snapshot(fhome)
     with FileLock(fhome / ".lock", timeout=5):
-        line = run("rotate", "--force", env=fenv).expect_error(
+        line = run("rotate", "--force", "--yes", env=fenv).expect_error(
             4, "another ekm process", f"(pid {os.getpid()})", "gave up after 1s"
         )
     assert "try again" in line
     assert snapshot(fhome) == before
-    run("rotate", "--force", env=fenv).expect_ok()
+    run("rotate", "--force", "--yes", env=fenv).expect_ok()
     _check_store(fhome, versions=2)
 
 

@@ -28,7 +28,8 @@ def test_destroy_crypto_shreds_and_keeps_metadata(frun, rotated: KeyManager, fho
     assert "1" in doc(fhome, "hmac")["material"]
     created = doc(fhome, "hmac")["meta"]["versions"][0]["created"]
     mark = len(audit(fhome))
-    res = frun("keys", "destroy", "hmac", "--version", "1").expect_ok()
+    res = frun("keys", "destroy", "--yes", "hmac", "--version", "1", "--recovery-window", "0s")
+    res.expect_ok()
     assert res.stderr.strip() == "hmac v1 destroyed; its material is gone"
     d = doc(fhome, "hmac")
     assert sorted(d["material"]) == ["2"]  # the wrapped bytes of v1 are gone from the file
@@ -41,7 +42,7 @@ def test_destroy_crypto_shreds_and_keeps_metadata(frun, rotated: KeyManager, fho
     fresh = KeyManager(fhome, env={})
     with pytest.raises(NotFoundError, match="version 1 is destroyed"):
         fresh.get_key("hmac", version=1)
-    frun("keys", "destroy", "hmac", "--version", "1").expect_error(3, "already destroyed")
+    frun("keys", "destroy", "--yes", "hmac", "--version", "1").expect_error(3, "already destroyed")
     frun("keys", "export", "hmac", "--version", "1", "--reveal").expect_error(3, "destroyed")
 
 
@@ -58,7 +59,7 @@ def test_destroy_refusals(
     frun, rotated: KeyManager, fhome: Path, name: str, version: str, code: int, fragments
 ) -> None:
     before = snapshot(fhome / "keys")
-    frun("keys", "destroy", name, "--version", version).expect_error(code, *fragments)
+    frun("keys", "destroy", "--yes", name, "--version", version).expect_error(code, *fragments)
     assert snapshot(fhome / "keys") == before
 
 
@@ -74,7 +75,7 @@ def test_destroy_refuses_the_primary_and_a_pending_version_in_the_api(mgr, fhome
 
 @pytest.mark.parametrize("window", ["3d", "31d"])
 def test_recovery_window_out_of_range(frun, rotated, fhome: Path, window: str) -> None:
-    frun("keys", "destroy", "hmac", "-v", "1", "--recovery-window", window).expect_error(
+    frun("keys", "destroy", "--yes", "hmac", "-v", "1", "--recovery-window", window).expect_error(
         2, f"--recovery-window {window}", "7d to 30d"
     )
     with pytest.raises(UsageError, match="7d to 30d"):
@@ -83,14 +84,14 @@ def test_recovery_window_out_of_range(frun, rotated, fhome: Path, window: str) -
 
 
 def test_malformed_recovery_window_is_a_usage_error(frun, rotated, fhome: Path) -> None:
-    frun("keys", "destroy", "hmac", "-v", "1", "--recovery-window", "soon").expect_error(
+    frun("keys", "destroy", "--yes", "hmac", "-v", "1", "--recovery-window", "soon").expect_error(
         2, "--recovery-window"
     )
 
 
 def test_soft_delete_then_recover(frun, rotated: KeyManager, fhome: Path) -> None:
     old = rotated.get_key("hmac", version=1)
-    res = frun("keys", "destroy", "hmac", "--version", "1", "--recovery-window", "7d")
+    res = frun("keys", "destroy", "--yes", "hmac", "--version", "1", "--recovery-window", "7d")
     assert "recoverable with `ekm keys recover` until" in res.expect_ok().stderr
     d = doc(fhome, "hmac")
     assert d["meta"]["versions"][0]["state"] == "destroyed"
@@ -142,7 +143,7 @@ def test_a_rotation_run_purges_expired_soft_deletes(rotated: KeyManager, fhome: 
 def test_purge_command_and_config_window(frun, fhome: Path, rotated: KeyManager) -> None:
     cfg = fhome / "ekm.toml"
     cfg.write_text(cfg.read_text() + '\n[rotation]\nsoft_delete_window = "14d"\n')
-    res = frun("--json", "keys", "destroy", "jwt_signing", "--version", "1").expect_ok()
+    res = frun("--json", "keys", "destroy", "--yes", "jwt_signing", "--version", "1").expect_ok()
     assert '"material_removed": false' in res.stdout
     assert "1" in doc(fhome, "jwt_signing")["material"]  # the configured window applies
     res = frun("keys", "purge").expect_ok()  # today: nothing has expired

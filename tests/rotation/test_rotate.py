@@ -42,7 +42,7 @@ def test_named_keys_rotate_now_and_force_rotates_all(frun, fhome: Path) -> None:
         "reason": "requested", "backup": None,
     }  # fmt: skip
     assert states(fhome, "hmac") == {1: "active", 2: "primary"}
-    res = frun("--json", "rotate", "--force").expect_ok()
+    res = frun("--json", "rotate", "--force", "--yes").expect_ok()
     rotated = {r["name"]: r for r in json.loads(res.stdout)["rotated"]}
     assert sorted(rotated) == FAST_KEYS  # even "offline", whose policy is never
     assert {r["reason"] for r in rotated.values()} == {"forced"}
@@ -53,7 +53,7 @@ def test_named_keys_rotate_now_and_force_rotates_all(frun, fhome: Path) -> None:
 
 def test_dry_run_prints_the_plan_and_changes_nothing(frun, fhome: Path) -> None:
     before = snapshot(fhome)
-    res = frun("rotate", "--force", "--dry-run").expect_ok()
+    res = frun("rotate", "--force", "--yes", "--dry-run").expect_ok()
     assert "plan (nothing changed)" in res.stdout
     assert all(name in res.stdout for name in FAST_KEYS)
     plan = json.loads(frun("--json", "rotate", "--dry-run", "--as-of", "+90d").stdout)
@@ -183,7 +183,7 @@ def test_a_key_without_a_primary_cannot_rotate(frun, mgr: KeyManager, fhome: Pat
     with pytest.raises(StateError, match="no primary version"):
         KeyManager(fhome, env={}).rotate("hmac")
     # rotating everything skips it and rotates the rest
-    res = json.loads(frun("--json", "rotate", "--force").expect_ok().stdout)
+    res = json.loads(frun("--json", "rotate", "--force", "--yes").expect_ok().stdout)
     assert sorted(r["name"] for r in res["rotated"]) == sorted(set(FAST_KEYS) - {"hmac"})
     assert states(fhome, "hmac") == {1: "destroyed"}
 

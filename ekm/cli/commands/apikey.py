@@ -14,8 +14,9 @@ import typer
 
 from ekm.cli import complete
 from ekm.cli.app import app
+from ekm.cli.options import DryRun, Yes
 from ekm.cli.render import emit_json, message, table
-from ekm.errors import UsageError
+from ekm.errors import NotFoundError, UsageError
 
 apikey_app = typer.Typer(help="API keys: create, verify, revoke, list.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey", rich_help_panel="Keys")
@@ -79,12 +80,32 @@ def verify(
 
 
 @apikey_app.command("revoke")
-def revoke(ctx: typer.Context, key_id: str = typer.Argument(..., metavar="ID")) -> None:
-    """Revoke an API key by id (see `ekm apikey list`).
+def revoke(
+    ctx: typer.Context,
+    key_id: str = typer.Argument(..., metavar="ID"),
+    yes: Yes = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Revoke an API key by id (see `ekm apikey list`); clients using it are refused at once.
 
-    Example: ekm apikey revoke apimaster:0123456789ab
+    Asks on a terminal; off a terminal it needs --yes. --dry-run shows the plan.
+
+    Example: ekm apikey revoke --yes apimaster:0123456789ab
     """
-    record = ctx.obj.manager().revoke_api_key(key_id)
+    from ekm.cli.confirm import confirm
+
+    mgr = ctx.obj.manager()
+    found = [r for r in mgr.list_api_keys() if r["id"] == key_id]
+    if found and not found[0]["revoked"]:
+        r = found[0]
+        plan = [f"revoke API key {r['id']} ({r['name'] or 'no name'}, key {r['key']})"]
+        details = [{"id": r["id"], "name": r["name"], "key": r["key"]}]
+        confirm(ctx, "apikey revoke", plan, yes=yes, dry_run=dry_run, details=details)
+    elif dry_run:
+        if not found:
+            raise NotFoundError(f"no API key with id {key_id!r} (see `ekm apikey list`)")
+        confirm(ctx, "apikey revoke", [], yes=yes, dry_run=True)  # already revoked
+    record = mgr.revoke_api_key(key_id)
     if ctx.obj.json:
         emit_json(record)
     else:

@@ -12,14 +12,13 @@ invocation keeps working.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from ekm.cli import complete
 from ekm.cli.app import app
-from ekm.cli.render import emit_json, message, table, warn
+from ekm.cli.render import emit_json, message, success, table, warn
 from ekm.errors import IntegrityError, UsageError
 
 FORMATS = ("table", "json", "sarif", "junit", "markdown")
@@ -85,7 +84,7 @@ def _verify_log(obj: Any) -> None:
         )
     how = "hash chain and MACs" if res.keyed else "hash chain only (MACs not checked)"
     if not obj.json:
-        message(
+        success(  # silent unless a person is watching: cron mails only on trouble
             f"audit log intact: {res.records} records in {files} ({', '.join(res.files)}); {how}"
         )
         if res.unkeyed_tail:
@@ -221,7 +220,11 @@ def audit(
         autocompletion=complete.audit_formats,
     ),
     output: str | None = typer.Option(
-        None, "--output", "-o", metavar="FILE", help="Write the report here (atomic, 0600)."
+        None,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write the report here (a file: atomic, 0600; devices and FIFOs in place).",
     ),
     fail_on: str = typer.Option(
         "high",
@@ -310,8 +313,10 @@ def audit(
     when = _as_of(as_of)
     if output and fmt == "table":
         raise UsageError("--output needs --format json, sarif, junit or markdown")
-    if output and Path(output).is_dir():
-        raise UsageError(f"--output {output}: is a directory; name a file")
+    if output:
+        from ekm.cli.outputs import check_target
+
+        check_target(output)
     mgr = obj.manager()
     bundle = None
     if evidence_dir is not None:
@@ -331,10 +336,10 @@ def audit(
         )
     text = _render(result, fmt, verbose, str(mgr.home))
     if output:
-        from ekm.fsutil import atomic_write
+        from ekm.cli.outputs import write_output
 
         assert text is not None  # the table was refused above
-        atomic_write(Path(output), text.encode())
+        write_output(output, text.encode())
         message(f"ekm: wrote the {fmt} report to {output}")
     elif text is not None:
         typer.echo(text, nl=False)

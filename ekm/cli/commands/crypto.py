@@ -23,6 +23,7 @@ from ekm.errors import InvalidError, NotFoundError, UsageError
 from ekm.ops.file_batch import FileBatch
 
 _IO = "Input files (default: stdin; - for stdin, once)."
+_OUT_ONE = "Output file (one input; devices and FIFOs are written in place)."
 _OUT_DIR = "With several inputs: write each output into DIR (default: beside its input)."
 _FAIL_FAST = "Stop at the first file that fails (the rest are reported as skipped)."
 
@@ -75,8 +76,12 @@ def _open_input(stack: contextlib.ExitStack, path: str | None) -> Any:
 
 
 def _check_paths(inp: str | None, out: str | None) -> bool:
-    """True when the output is stdout; refuses writing over the input."""
-    to_stdout = out in (None, "-")
+    """True when the output is a stream (stdout, a device such as /dev/null, a FIFO): written
+    in place, with no temporary file, rename or "exists" check. Refuses writing over the input.
+    """
+    from ekm.cli.outputs import is_stream
+
+    to_stdout = is_stream(out)
     if not to_stdout and inp not in (None, "-"):
         with contextlib.suppress(OSError):
             if Path(inp).resolve() == Path(out).resolve():
@@ -113,9 +118,7 @@ def encrypt(
         help="Seal to a public key instead (x25519, ml-kem-*, x25519-ml-kem-768); repeatable.",
     ),
     aad: str = typer.Option("", "--aad", metavar="TEXT", help="Associated data (not stored)."),
-    out: str | None = typer.Option(
-        None, "--output", "-o", metavar="OUT", help="Output file (one input)."
-    ),
+    out: str | None = typer.Option(None, "--output", "-o", metavar="OUT", help=_OUT_ONE),
     out_dir: str | None = typer.Option(None, "--out-dir", metavar="DIR", help=_OUT_DIR),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help=_FAIL_FAST),
@@ -154,22 +157,26 @@ def encrypt(
             )  # fmt: skip
         _finish(ctx, mgr, "encrypted", outcomes)
         return
+    from ekm.cli.outputs import open_stream
+
     inp = items[0] if items else None
     to_stdout = _check_paths(inp, out)
-    if to_stdout and sys.stdout.isatty() and not ctx.obj.json:
+    on_stdout = out in (None, "-")
+    if on_stdout and sys.stdout.isatty() and not ctx.obj.json:
         raise UsageError("refusing to write ciphertext to a terminal; use -o FILE or a pipe")
     mgr = ctx.obj.manager()
     with contextlib.ExitStack() as stack:
         src = _open_input(stack, inp)
         if to_stdout:
-            n = mgr.encrypt_stream(src, sys.stdout.buffer, key, aad, recipients=recipient)
-            sys.stdout.buffer.flush()
+            dst = stack.enter_context(open_stream(out))
+            n = mgr.encrypt_stream(src, dst, key, aad, recipients=recipient)
+            dst.flush()
         else:
             n = mgr.encrypt_file(src, out, key, aad, recipients=recipient, force=force)
-    target = "stdout" if to_stdout else out
+    target = "stdout" if on_stdout else out
     doc = {"input": inp or "-", "output": target, "bytes": n, "key": key, "recipients": recipient}
     _report(
-        ctx, mgr, doc if not to_stdout else {}, "" if to_stdout else f"encrypted {n} bytes to {out}"
+        ctx, mgr, doc if not on_stdout else {}, "" if on_stdout else f"encrypted {n} bytes to {out}"
     )
 
 
@@ -178,9 +185,7 @@ def decrypt(
     ctx: typer.Context,
     inputs: list[str] | None = typer.Argument(None, metavar="[IN]...", help=_IO),
     aad: str = typer.Option("", "--aad", metavar="TEXT", help="The associated data used."),
-    out: str | None = typer.Option(
-        None, "--output", "-o", metavar="OUT", help="Output file (one input)."
-    ),
+    out: str | None = typer.Option(None, "--output", "-o", metavar="OUT", help=_OUT_ONE),
     out_dir: str | None = typer.Option(None, "--out-dir", metavar="DIR", help=_OUT_DIR),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help=_FAIL_FAST),
@@ -217,17 +222,20 @@ def decrypt(
             )  # fmt: skip
         _finish(ctx, mgr, "decrypted", outcomes)
         return
+    from ekm.cli.outputs import open_stream
+
     inp = items[0] if items else None
     to_stdout = _check_paths(inp, out)
     mgr = ctx.obj.manager()
     with contextlib.ExitStack() as stack:
         src = _open_input(stack, inp)
         if to_stdout:
-            n = mgr.decrypt_stream(src, sys.stdout.buffer, aad)
-            sys.stdout.buffer.flush()
+            dst = stack.enter_context(open_stream(out))
+            n = mgr.decrypt_stream(src, dst, aad)
+            dst.flush()
         else:
             n = mgr.decrypt_file(src, out, aad, force=force)
-    if not to_stdout:
+    if out not in (None, "-"):
         _report(ctx, mgr, {"input": inp or "-", "output": out, "bytes": n},
                 f"decrypted {n} bytes to {out}")  # fmt: skip
 

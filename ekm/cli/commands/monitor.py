@@ -15,7 +15,7 @@ import typer
 
 from ekm.cli import complete
 from ekm.cli.app import app
-from ekm.cli.render import emit_json, message, table, warn
+from ekm.cli.render import emit_json, message, success, table, warn
 from ekm.errors import NotFoundError, UsageError
 
 NOTIFY_TIMEOUT = 30.0  # seconds --once waits for its alerts to be delivered (retries included)
@@ -140,7 +140,7 @@ def _once(obj, flags: dict[str, object]) -> int:
     for failure in failures:
         warn(failure.message)
     counts = ", ".join(f"{n} {s}" for s, n in result.summary().items() if n)
-    message(
-        f"monitor: {counts or 'no findings'} (exit {code}: fail-on {options.fail_on.name.lower()})"
-    )
+    threshold = options.fail_on.name.lower()
+    line = f"monitor: {counts or 'no findings'} (exit {code}: fail-on {threshold})"
+    message(line) if result.events else success(line)  # cron mails only on trouble
     return code

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from pathlib import Path
 
 import typer
 
 from ekm.cli import complete
 from ekm.cli.app import app
 from ekm.cli.options import parse_as_of
-from ekm.cli.render import message, warn
+from ekm.cli.render import message, success, warn
 from ekm.errors import UsageError
 
 FORMATS = ("html", "pdf", "markdown", "json")
@@ -62,7 +61,11 @@ def report(
         autocompletion=complete.report_formats,
     ),
     output: str | None = typer.Option(
-        None, "--output", "-o", metavar="FILE", help="Write the report here (atomic, 0600)."
+        None,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write the report here (a file: atomic, 0600; devices and FIFOs in place).",
     ),
     compliance: str = typer.Option(
         "all",
@@ -92,8 +95,10 @@ def report(
     kind = _format(fmt, obj.json)
     start = _since(since)
     when = parse_as_of(as_of) if as_of else None
-    if output and Path(output).is_dir():
-        raise UsageError(f"--output {output}: is a directory; name a file")
+    if output:
+        from ekm.cli.outputs import check_target
+
+        check_target(output)
     if kind == "pdf" and not output and sys.stdout.isatty():
         raise UsageError("a PDF is binary: pass --output FILE, or redirect stdout to a file")
     data = obj.manager().security_report(since=start, as_of=when, compliance=compliance)
@@ -101,12 +106,16 @@ def report(
 
     body = render(data, kind)
     if output:
-        from ekm.fsutil import atomic_write
+        from ekm.cli.outputs import write_output
 
-        atomic_write(Path(output), body)
+        write_output(output, body)
     else:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
     if not data.audit_log.chain_ok:
         warn(f"the audit log chain is broken ({data.audit_log.first_bad}); see the report")
-    message(_summary(data) + (f"; wrote the {kind} report to {output}" if output else ""))
+    summary = _summary(data) + (f"; wrote the {kind} report to {output}" if output else "")
+    if data.audit_log.chain_ok:
+        success(summary)  # a monthly cron job mails only on trouble
+    else:
+        message(summary)

@@ -11,7 +11,7 @@ import typer
 
 from ekm.cli import complete
 from ekm.cli.app import app
-from ekm.cli.options import parse_as_of
+from ekm.cli.options import DryRun, Yes, parse_as_of
 from ekm.cli.render import emit_json, message, table, warn
 from ekm.errors import UsageError
 
@@ -28,10 +28,14 @@ def rotate(
     check: bool = typer.Option(
         False, "--check", help="Only report due keys (exit 1 if any); needs no master key."
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
+    dry_run: DryRun = False,
     force: bool = typer.Option(
-        False, "--force", help="Rotate all (or the named) keys now, due or not."
+        False,
+        "--force",
+        help="Rotate all (or the named) keys now, due or not; more than one key asks first "
+        "(--yes off a terminal).",
     ),
+    yes: Yes = False,
     as_of: str | None = typer.Option(
         None, "--as-of", metavar="WHEN", help="Pretend it is WHEN (ISO date/time or +90d)."
     ),
@@ -112,6 +116,16 @@ def rotate(
             ],
         )
         return
+    if force and not dry_run and not yes:
+        from ekm.cli.confirm import confirm
+
+        mgr.unlock()  # a missing master key or passphrase is reported before any question
+        preview = mgr.rotate(names or None, force=True, dry_run=True, to_type=to_type, now=now)
+        if len(preview) > 1:
+            lines = [
+                f"rotate {p['name']} v{p['from_version']} -> v{p['to_version']}" for p in preview
+            ]
+            confirm(ctx, f"rotate --force of {len(preview)} keys", lines, yes=False, dry_run=False)
     progress = _progress_bar() if not obj.json else None
     try:
         plan = mgr.rotate(
@@ -128,6 +142,8 @@ def rotate(
     if not plan:
         message("nothing to rotate: no key is due")
         return
+    if obj.quiet and not dry_run:
+        return  # -q: the rotation is in the audit log; cron mails only on trouble
     table(
         "plan (nothing changed)" if dry_run else None,
         ["name", "from", "to", "type", "reason", "backup"],

@@ -86,15 +86,20 @@ def sign(
     inp = items[0]
     if inp == "-" and out is None:
         raise UsageError("signing stdin needs -o SIGFILE (or -o - for stdout)")
+    from ekm.cli.outputs import is_stream, write_output
+
     mgr = ctx.obj.manager()
-    if out == "-":
-        if sys.stdout.isatty():
+    if out is not None and is_stream(out):  # stdout, a device or a FIFO: written in place
+        if out == "-" and sys.stdout.isatty():
             raise UsageError("refusing to write a binary signature to a terminal; use -o FILE")
         with contextlib.ExitStack() as stack:
             src = sys.stdin.buffer if inp == "-" else stack.enter_context(ops.open_input(inp))
             doc = mgr.sign_stream(key, src)
-        sys.stdout.buffer.write(doc)
-        sys.stdout.buffer.flush()
+        write_output(out, doc)
+        if out != "-" and not ctx.obj.json:
+            message(f"signed {inp} with {key}: {out}")
+        elif out != "-":
+            emit_json({"file": inp, "signature": out, "key": key})
         return
     if inp == "-":
         target = ops.check_sig_target(out, force)
