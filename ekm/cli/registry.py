@@ -58,7 +58,9 @@ GLOBAL_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--home", "DIR",
      "Deployment home (default ~/.local/share/ekm, /var/lib/ekm as root). [env var: EKM_HOME]"),
     ("--config", "FILE", "Config file (default $EKM_HOME/ekm.toml). [env var: EKM_CONFIG]"),
-    ("--json", "", "One JSON document on stdout."),
+    ("--json", "", "One JSON document on stdout (any command; refused where none)."),
+    ("-q, --quiet", "", "Print nothing on success; warnings, findings and errors still go to "
+     "stderr."),
     ("--debug", "", "Tracebacks and debug logging (never secrets)."),
     ("--version", "", "Print the version and exit."),
     ("--install-completion", "", "Install completion for the current shell."),
