@@ -186,7 +186,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "apikey-revoke",
-        ("apikey", "revoke", "{apikey}"),
+        ("apikey", "revoke", "--yes", "{apikey}"),
     ),
     Operation(
         "audit-append",  # reads a key, writes nothing but its audit record (and the export)

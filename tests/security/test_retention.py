@@ -36,7 +36,7 @@ def test_three_rotations_then_data_under_v1_still_decrypts(run, home: Path, tmp_
 def test_status_says_which_versions_no_longer_decrypt(run, home: Path) -> None:
     for _ in range(2):
         run("rotate", "session", "--force").expect_ok()
-    run("keys", "destroy", "session", "--version", "1").expect_ok()
+    run("keys", "destroy", "--yes", "session", "--version", "1").expect_ok()
     doc = json.loads(run("status", "--json").expect_ok().stdout)
     (session,) = [k for k in doc["keys"] if k["name"] == "session"]
     assert {v["version"]: v["decrypts"] for v in session["versions"]} == {

@@ -90,7 +90,7 @@ def cli_worker(home: Path, kind: str, ident: str, deadline: float, ledger: Path)
                 note(kind="apikey.create", id=key_id, ok=res.returncode == 0,
                      code=res.returncode, err=res.stderr.decode()[-200:])  # fmt: skip
                 if key_id and i % 2:
-                    res = _ekm(home, "apikey", "revoke", key_id)
+                    res = _ekm(home, "apikey", "revoke", "--yes", key_id)
                     note(kind="apikey.revoke", id=key_id, ok=res.returncode == 0,
                          code=res.returncode, err=res.stderr.decode()[-200:])  # fmt: skip
             elif kind == "redecrypt":
