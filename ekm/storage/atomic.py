@@ -205,6 +205,20 @@ def _syncfs(dfd: int, files: list[str]) -> None:
             os.close(fd)
 
 
+def tmp_writer(entry: str) -> int | None:
+    """The writer's pid in a temporary file's name, or None if ``entry`` is not one.
+
+    Two spellings: ours, ``.<name>.<pid>.<ns>.tmp``, and ``.<name>.<pid>.tmp`` (the audit
+    log's head).
+    """
+    parts = entry.split(".")
+    if not (entry.startswith(".") and entry.endswith(".tmp") and len(parts) >= 4):
+        return None
+    if len(parts) >= 5 and parts[-3].isdigit() and parts[-2].isdigit():
+        return int(parts[-3])
+    return int(parts[-2]) if parts[-2].isdigit() else None
+
+
 def sweep_stale(dfd: int) -> int:
     """Remove temporary files whose writer is gone from the directory ``dfd`` (once a process).
 
@@ -222,11 +236,8 @@ def sweep_stale(dfd: int) -> int:
     except OSError:
         return 0
     for entry in entries:
-        parts = entry.split(".")
-        if not (entry.startswith(".") and entry.endswith(".tmp") and len(parts) >= 5):
-            continue
-        pid = parts[-3]
-        if not pid.isdigit() or _alive(int(pid)):
+        pid = tmp_writer(entry)
+        if pid is None or _alive(pid):
             continue
         with contextlib.suppress(OSError):
             os.unlink(entry, dir_fd=dfd)

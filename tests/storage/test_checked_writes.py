@@ -101,3 +101,25 @@ def test_faults_are_off_unless_asked(home, run, ekm_env):
     env = {**ekm_env, "EKM_FAULT_INJECT": "file.write=ENOSPC@1000,nosuch.site=EIO"}
     run("rotate", "session", "--force", env=env).expect_ok()
     assert "EKM_FAULT_INJECT" not in os.environ
+
+
+def test_the_next_writer_sweeps_dead_writers_temp_files_everywhere_in_the_home(home, run):
+    """Both spellings (``.name.pid.ns.tmp`` and the audit head's ``.name.pid.tmp``), in the
+    home itself and in its directories; a live writer's file is left alone."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    stale = [
+        home / f".audit.log.head.{dead}.tmp",
+        home / f".apikeys.json.{dead}.123.tmp",
+        home / "keys" / f".hmac.json.{dead}.456.tmp",
+    ]
+    live = home / f".master.json.{os.getpid()}.789.tmp"
+    for path in [*stale, live]:
+        path.write_bytes(b"half")
+        path.chmod(0o600)
+    run("apikey", "create", "--name", "sweeper").expect_ok()  # writes neither keys/ nor these
+    assert [p for p in stale if p.exists()] == []
+    assert live.exists()
