@@ -285,6 +285,9 @@ def test_status_hsm_connected(hsm: Hsm, run_ekm) -> None:
     assert d["pin_source"] == "environment variable EKM_TEST_HSM_PIN ([hsm] pin_env)"
     table = run_ekm("status", "--hsm").expect_ok()
     assert "ekm-int" in table.stdout and "supported_types" in table.stdout
+    # plain text, never a Python repr of a dict or a list (issue 21)
+    assert not any(c in table.stdout for c in ("{", "}", "['", "':", "True", "False"))
+    assert "label=ekm-int" in table.stdout and "connected         yes" in table.stdout
 
 
 def test_status_hsm_not_connected_is_exit_5(hsm: Hsm, run_ekm) -> None:

@@ -253,3 +253,7 @@ def test_stale_temporaries_of_dead_processes_are_swept_once(run, home: Path) -> 
     assert not any(p.exists() for p in stale) and live.exists()
     assert "temporary" not in run("status").expect_ok().stderr  # reported once
     live.unlink()
+
+
+def test_json_with_monitor_daemon_is_refused_not_ignored(run) -> None:
+    run("--json", "monitor", "--daemon").expect_error(2, "--json does not apply to --daemon")

@@ -79,6 +79,11 @@ def monitor(
         metrics_file=metrics_file,
         fail_on=fail_on,
     )
+    if daemon and obj.json:
+        raise UsageError(
+            "--json does not apply to --daemon (it logs to stderr); use --metrics-port or "
+            "--webhook for machine-readable output, or --once --json"
+        )
     _setup_logging(obj.debug)
     if daemon:
         from ekm.monitor.daemon import MonitorDaemon

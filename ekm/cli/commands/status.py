@@ -115,12 +115,27 @@ def _print_hsm(d: dict) -> None:
     if not d.get("connected"):
         message(f"HSM: not connected: {d.get('error_message')}")
         return
-    pairs = [(k, v) for k, v in d.items() if k not in ("mechanisms",) and v not in (None, "")]
+    pairs = [
+        (k, _plain(v))
+        for k, v in d.items()
+        if k not in ("mechanisms",) and v not in (None, "", [], {})
+    ]
     kv("HSM", pairs)
     mech = d.get("mechanisms") or {}
     missing = [m for m, ok in mech.items() if not ok]
     if missing:
         warn("the token lacks mechanisms ekm uses: " + ", ".join(missing))
+
+
+def _plain(value: object) -> str:
+    """A value as an operator reads it: lists joined, mappings as k=v, never a Python repr."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(_plain(v) for v in value)
+    return str(value)
 
 
 def _print_vault(d: dict) -> None:
