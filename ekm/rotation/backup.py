@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ekm.errors import IntegrityError, InvalidError
+from ekm.errors import IntegrityError, InvalidError, StateError
 from ekm.model import Key
 from ekm.timeutil import iso
 
@@ -247,3 +247,34 @@ def open_bundle(
     from ekm.timeutil import from_iso
 
     return Bundle(from_iso(header["created"]), str(header.get("source_home", "")), keys, header)
+
+
+def keep_destroyed(item: BundleKey, local: Any) -> list[int]:
+    """Carry this home's destroyed versions into ``item`` (a key about to be restored).
+
+    A bundle made before a version was crypto-shredded still holds its material; restoring
+    it as it is would silently undo the destroy (issue 17 item 4). Each version destroyed here
+    but not in the bundle takes this home's metadata (state, times) and loses the bundle's
+    material, unless the destroy is still inside its recovery window (``destroy_after``), where
+    this home keeps the material too. Returns the versions so kept destroyed.
+    """
+    import dataclasses
+
+    from ekm.crypto.keytypes import KeyState
+
+    mine = {v.version: v for v in local.versions if v.state is KeyState.DESTROYED}
+    kept: list[int] = []
+    for i, kv in enumerate(item.key.versions):
+        here = mine.get(kv.version)
+        if here is None or kv.state is KeyState.DESTROYED:
+            continue
+        if kv.state is KeyState.PRIMARY:
+            raise StateError(
+                f"the backup's primary version {kv.version} of key {item.key.name!r} was "
+                "destroyed here; pass --resurrect-destroyed to bring it back on purpose"
+            )
+        item.key.versions[i] = dataclasses.replace(here)
+        if here.destroy_after is None:
+            item.material.pop(kv.version, None)
+        kept.append(kv.version)
+    return kept

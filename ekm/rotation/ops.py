@@ -819,10 +819,13 @@ class RotationOps:
         force: bool = False,
         names: Iterable[str] | None = None,
         now: datetime | None = None,
+        resurrect_destroyed: bool = False,
     ) -> list[dict[str, Any]]:
         """Restore keys from a bundle into this home.
 
         A key whose local copy has newer versions than the bundle is refused unless ``force``.
+        Versions destroyed here after the bundle was made stay destroyed (with or without
+        ``force``) unless ``resurrect_destroyed``; the audit record lists them either way.
         """
         now = instant(now)
         bundle = self._open_bundle(data, passphrase, identity)
@@ -841,14 +844,34 @@ class RotationOps:
             for item in items:
                 name = item.key.name
                 exists = store.exists(name)
-                if exists and not force:
+                kept: list[int] = []
+                resurrected: list[int] = []
+                if exists:
                     local = store.load(name)
+                    if resurrect_destroyed:
+                        resurrected = [
+                            v.version
+                            for v in local.versions
+                            if v.state is KeyState.DESTROYED
+                            and any(
+                                b.version == v.version and b.state is not KeyState.DESTROYED
+                                for b in item.key.versions
+                            )
+                        ]
+                    else:
+                        kept = bk.keep_destroyed(item, local)
+                if exists and not force:
                     if local.latest_version > item.key.latest_version:
                         raise StateError(
                             f"key {name!r} here has version {local.latest_version}, newer than "
                             f"the backup's {item.key.latest_version}; pass --force to overwrite"
                         )
                     if local.to_dict() == item.key.to_dict():
+                        if kept:  # the restore was asked for: say what it declined to undo
+                            self.audit_log.append(
+                                "backup.restore", key=name, version=item.key.primary_version,
+                                now=now, replaced=False, unchanged=True, kept_destroyed=kept,
+                            )  # fmt: skip
                         results.append({"name": name, "result": "unchanged"})
                         continue
                 # one atomic write replaces the old document: a crash leaves old or new
@@ -859,6 +882,8 @@ class RotationOps:
                     version=item.key.primary_version,
                     now=now,
                     replaced=exists,
+                    **({"kept_destroyed": kept} if kept else {}),
+                    **({"resurrected": resurrected} if resurrected else {}),
                 )
                 results.append({"name": name, "result": "replaced" if exists else "restored"})
         return results

@@ -167,8 +167,14 @@ def restore(
         help="Recipient key in this home that opens a sealed bundle.",
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite keys that are newer here."),
+    resurrect_destroyed: bool = typer.Option(
+        False,
+        "--resurrect-destroyed",
+        help="Bring back versions destroyed here after the backup was made (audited).",
+    ),
 ) -> None:
-    """Restore keys from a bundle into this home.
+    """Restore keys from a bundle into this home. Versions destroyed here after the backup was
+    made stay destroyed unless --resurrect-destroyed is given.
 
     Example: ekm --home /var/lib/ekm backup restore keys.ekmbak
     """
@@ -179,7 +185,12 @@ def restore(
     header, _, _ = read_header(data)
     passphrase = _passphrase(False) if header["mode"] == "passphrase" else None
     results = mgr.backup_restore(
-        data, passphrase=passphrase, identity=identity, force=force, names=names or None
+        data,
+        passphrase=passphrase,
+        identity=identity,
+        force=force,
+        names=names or None,
+        resurrect_destroyed=resurrect_destroyed,
     )
     if ctx.obj.json:
         emit_json({"keys": results})
