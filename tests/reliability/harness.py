@@ -72,7 +72,8 @@ def prepare_home(home: Path) -> None:
     * ``session`` is rotated once (v1 active, v2 primary), so ``destroy v1`` is legal;
     * ``jwt_signing`` has a prepared (pending) rotation, so ``--activate`` is legal;
     * a passphrase backup of ``hmac`` and ``api_master`` is written *before* ``hmac`` rotates,
-      so ``backup restore --force`` really replaces a key;
+      so ``backup restore --force --resurrect-destroyed`` really replaces a key (hmac v1,
+      the bundle's primary, is destroyed below: a plain restore keeps it destroyed);
     * ``hmac`` v1 is then soft-destroyed (7-day recovery window), so ``keys recover`` is legal;
     * an API key exists (its id in ``prepared.apikey``), so ``apikey revoke`` is legal;
     * the key :data:`NEXT_WRITER_KEY` exists for the crash tests' next command.
@@ -134,7 +135,9 @@ class Operation:
 
 def _restore(mgr: Any, home: Path) -> Any:
     data = (home / BUNDLE_NAME).read_bytes()
-    return mgr.backup_restore(data, passphrase=BACKUP_PASSPHRASE, force=True)
+    return mgr.backup_restore(
+        data, passphrase=BACKUP_PASSPHRASE, force=True, resurrect_destroyed=True
+    )
 
 
 #: Every operation the harness exercises. One line per operation: add yours here.
@@ -166,7 +169,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "backup-restore",
-        ("backup", "restore", "--force", "{bundle}"),
+        ("backup", "restore", "--force", "--resurrect-destroyed", "{bundle}"),
         _restore,
         env={"EKM_BACKUP_PASSPHRASE": BACKUP_PASSPHRASE},
     ),
