@@ -23,7 +23,7 @@ def _setup(run, ekm_env: dict[str, str], tmp_path: Path) -> tuple[dict[str, str]
     run("rotate", "session", "--force", env=env).expect_ok()
     bundle = tmp_path / "old.ekmbak"
     run("backup", "create", "session", "--out", str(bundle), env=env).expect_ok()
-    run("keys", "destroy", "session", "--version", "1", env=env).expect_ok()
+    run("keys", "destroy", "session", "--version", "1", "--yes", env=env).expect_ok()
     return env, bundle, ct
 
 
