@@ -28,7 +28,7 @@ from typing import BinaryIO
 from ekm.errors import NotDurableError, StorageError, UnsafePermissionsError
 from ekm.storage import faults
 from ekm.storage.paths import FILE_MODE, check_stat, inside, open_dir, refuse_link
-from ekm.storage.temps import register_temp, unregister_temp
+from ekm.storage.temps import pid_alive, register_temp, unregister_temp
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -237,7 +237,7 @@ def sweep_stale(dfd: int) -> int:
         return 0
     for entry in entries:
         pid = tmp_writer(entry)
-        if pid is None or _alive(pid):
+        if pid is None or pid_alive(pid):
             continue
         with contextlib.suppress(OSError):
             os.unlink(entry, dir_fd=dfd)
@@ -273,19 +273,6 @@ def opened_dir_quiet(path: Path) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid exists (signal 0 probes without signalling)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _open_for_read(path: Path, home: Path | None) -> int:
